@@ -1,0 +1,74 @@
+"""Streaming replies in Docker's formats: JSON-lines progress and multiplexed frames."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from aiohttp import web
+
+from workbench.errors import WorkbenchError
+from workbench.oci.streams import error_line, progress_line
+
+
+async def open_stream(request: web.Request, content_type: str | None = "application/json",
+                      status: int = 200) -> web.StreamResponse:
+    resp = web.StreamResponse(status=status)
+    if content_type:
+        resp.content_type = content_type
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    return resp
+
+
+async def json_lines(request: web.Request, events: AsyncIterator[dict[str, Any]]) -> web.StreamResponse:
+    """Send each event as one JSON line, flushed; an error after the 200 goes in-stream."""
+    resp = await open_stream(request)
+    try:
+        async for ev in events:
+            await resp.write(progress_line(ev))
+    except WorkbenchError as err:
+        await resp.write(error_line(err.message, getattr(err, "code", None) or None))
+    await resp.write_eof()
+    return resp
+
+
+async def iterate_in_thread(fn: Callable[[], Iterator[Any]]) -> AsyncIterator[Any]:
+    """Run a blocking generator in a worker thread, yielding its items on the event loop.
+
+    Exceptions raised by the generator re-raise here, in order, after the items before them.
+    """
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=256)
+    loop = asyncio.get_running_loop()
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in fn():
+                if stop.is_set():
+                    return
+                q.put(("item", item))
+            q.put(("done", None))
+        except BaseException as err:  # handed over to the loop side
+            q.put(("error", err))
+
+    worker = loop.run_in_executor(None, run)
+    try:
+        while True:
+            kind, val = await loop.run_in_executor(None, q.get)
+            if kind == "item":
+                yield val
+            elif kind == "error":
+                raise val
+            else:
+                break
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                q.get_nowait()
+        await worker
