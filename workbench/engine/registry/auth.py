@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import bcrypt
 
 from workbench.engine.registry import AuthRequired
-from workbench.engine.registry.storage import write_file
+from workbench.engine.store.durable import atomic_write
 
 ACTIONS = ("pull", "push", "delete", "*")
 
@@ -163,8 +163,8 @@ def load_secret(root: str | os.PathLike[str]) -> bytes:
     try:
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:
-        write_file(path, secrets.token_hex(32).encode())
-        os.chmod(path, 0o600)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, secrets.token_hex(32).encode(), mode=0o600)
         return bytes.fromhex(path.read_text().strip())
 
 

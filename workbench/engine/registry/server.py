@@ -37,7 +37,7 @@ from workbench.engine.registry import (
     parse_digest,
 )
 from workbench.engine.registry.auth import Htpasswd, HtpasswdAuth, RegistryAuth, Scope, TokenAuth, load_secret
-from workbench.engine.registry.storage import RegistryStorage, UploadInfo, UploadWriter
+from workbench.engine.registry.storage import RegistryStorage, StoredManifest, UploadInfo, UploadWriter
 from workbench.errors import WorkbenchError
 from workbench.oci import mediatypes as mt
 
@@ -194,20 +194,37 @@ class _Registry:
         m = await asyncio.to_thread(self.storage.manifest_get, name, reference)
         accept = {a.split(";", 1)[0].strip().lower()
                   for h in request.headers.getall("Accept", []) for a in h.split(",")} - {""}
-        if (accept and m.media_type not in accept and not accept & {"*/*", "application/*"}
-                and m.digest != reference):
-            raise ManifestUnknown(f"manifest {name}:{reference} is {m.media_type}, which the "
-                                  f"Accept header does not list")
+        if accept and not accept & {"*/*", "application/*"} and m.media_type not in accept \
+                and m.digest != reference:
+            # by tag, an index the client cannot read gives way to its linux/amd64 manifest
+            child = None
+            if m.media_type in mt.INDEXES and accept & set(mt.MANIFESTS):
+                child = await asyncio.to_thread(self._platform_child, name, m.data)
+            if child is None or child.media_type not in accept:
+                raise ManifestUnknown(f"manifest {name}:{reference} is {m.media_type}, which the "
+                                      f"Accept header does not list")
+            m = child
         headers = {"Docker-Content-Digest": m.digest, "ETag": f'"{m.digest}"'}
         return web.Response(body=m.data, content_type=m.media_type.split(";")[0], headers=headers)
+
+    def _platform_child(self, name: str, index: bytes) -> StoredManifest | None:
+        entries = [e for e in json.loads(index).get("manifests", []) if isinstance(e, dict)]
+        entries.sort(key=lambda e: (e.get("platform") or {}).get("architecture") != "amd64")
+        for entry in entries:
+            with contextlib.suppress(RegistryError, TypeError):
+                return self.storage.manifest_get(name, str(entry.get("digest")))
+        return None
 
     manifest_head = manifest_get
 
     async def manifest_put(self, request: web.Request, name: str, reference: str) -> web.StreamResponse:
         await self.authorize(request, self.scope(name, "pull", "push"))
-        data = await request.content.read(MAX_MANIFEST + 1)
-        if len(data) > MAX_MANIFEST or not request.content.at_eof():
-            raise SizeInvalid(f"manifest larger than {MAX_MANIFEST} bytes", status=413)
+        body = bytearray()
+        while chunk := await request.content.read(_CHUNK):
+            body += chunk
+            if len(body) > MAX_MANIFEST:
+                raise SizeInvalid(f"manifest larger than {MAX_MANIFEST} bytes", status=413)
+        data = bytes(body)
         tags = tuple(_query(request).get("tag", []))
         digest, pm = await asyncio.to_thread(
             self.storage.manifest_put, name, reference, data,
@@ -373,7 +390,6 @@ def make_registry_app(storage: RegistryStorage, *, auth: RegistryAuth | None = N
         response.headers.setdefault("Docker-Distribution-API-Version", "registry/2.0")
 
     app.on_response_prepare.append(api_version)
-    app["registry_storage"] = storage
     return app
 
 

@@ -53,6 +53,7 @@ from workbench.engine.registry import (
     parse_manifest,
     referrer_descriptor,
 )
+from workbench.engine.store.durable import atomic_write, commit_file, fsync_dir
 from workbench.errors import InvalidArgument
 from workbench.oci.digest import Digest
 
@@ -62,29 +63,10 @@ _MARKERS = ("_layers", "_manifests", "_tags")
 
 # ---- durable file primitives -----------------------------------------------------------------
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_file(path: Path, data: bytes) -> None:
-    """Write `data` at `path` atomically and durably (temp in the same dir, fsync, rename)."""
+def write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write `data` at `path` atomically and durably, making parent directories."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{_uuid.uuid4().hex}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
+    atomic_write(path, data, mode=mode)
 
 
 def _unlink(path: Path) -> bool:
@@ -255,14 +237,7 @@ class RegistryStorage:
         with self.lock():
             if not final.exists():
                 final.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(data, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.chmod(data, 0o444)
-                os.replace(data, final)
-                fsync_dir(final.parent)
+                commit_file(data, final)
             self._link(name, d)
         self._remove_upload(uid)
         return BlobInfo(str(d), size, final)
@@ -342,8 +317,7 @@ class RegistryStorage:
         with self.lock():
             path = self.blob_path(d)
             if not path.exists():
-                write_file(path, data)
-                os.chmod(path, 0o444)
+                write_file(path, data, mode=0o444)
             write_file(repo / "_manifests" / d.algorithm / d.encoded, pm.media_type.encode())
             if pm.subject:
                 s = Digest.parse(pm.subject)
