@@ -457,7 +457,8 @@ async def serve(root: str | os.PathLike[str], addr: str, htpasswd: str | os.Path
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port or workers > 1)
         await site.start()
         for _ in range(max(workers, 1) - 1):
-            argv = ["-m", __name__, "--root", str(root), "--addr", addr, "--reuse-port"]
+            argv = ["-m", "workbench.engine.registry.server", "--root", str(root), "--addr", addr,
+                    "--reuse-port"]
             argv += ["--htpasswd", str(htpasswd)] if htpasswd else []
             argv += ["--read-only"] if read_only else []
             argv += ["--token"] if token_auth else []
