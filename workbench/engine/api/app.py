@@ -22,7 +22,7 @@ COMMON_HEADERS = {
 
 
 @web.middleware
-async def version_middleware(request: web.Request, handler):  # noqa: ANN001, ANN201
+async def version_middleware(request: web.Request, handler):
     v = request.match_info.get("api_version")
     if v:
         try:

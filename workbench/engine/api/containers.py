@@ -97,8 +97,28 @@ def routes(svc: ContainerService, runner: ContainerRunner) -> list[web.RouteDef]
         await resp.write_eof()
         return resp
 
+    async def attach(request: web.Request) -> web.StreamResponse:
+        """Hijacked attach: output of the container from now on (plus its past logs with logs=1)."""
+        doc = svc.get(request.match_info["id"])
+        cid, tty = doc["Id"], bool(doc["Config"].get("Tty"))
+        exited = runner.waiter(cid, "next-exit") if qbool(request, "stream") else None
+        upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
+        resp = web.StreamResponse(status=101 if upgrade else 200, reason="UPGRADED" if upgrade else None)
+        resp.content_type = "application/vnd.docker.raw-stream"
+        if upgrade:
+            resp.headers["Connection"], resp.headers["Upgrade"] = "Upgrade", "tcp"
+        await resp.prepare(request)
+        opts = logsvc.LogOptions(stdout=qbool(request, "stdout"), stderr=qbool(request, "stderr"),
+                                 follow=exited is not None)
+        done = (lambda: not exited.done()) if exited is not None else (lambda: False)
+        past = qbool(request, "logs")
+        async for stream, data in logsvc.stream(Path(doc["LogPath"]), opts, done, past=past):
+            await resp.write(data if tty else frame(stream, data))
+        await resp.write_eof()
+        return resp
+
     return [
-        web.post("/containers/create", create), web.get("/containers/json", list_),
+        web.post("/containers/create", create), web.post("/containers/{id}/attach", attach), web.get("/containers/json", list_),
         web.post("/containers/prune", prune),
         web.get("/containers/{id}/json", inspect), web.post("/containers/{id}/start", start),
         web.post("/containers/{id}/stop", stop), web.post("/containers/{id}/kill", kill),

@@ -20,7 +20,7 @@ def error_response(status: int, message: str) -> web.Response:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler):  # noqa: ANN001, ANN201
+async def error_middleware(request: web.Request, handler):
     try:
         return await handler(request)
     except WorkbenchError as err:

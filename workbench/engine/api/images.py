@@ -20,7 +20,7 @@ PullHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def routes(images: ImageService, io: ImageIO, tmp_dir: Path, *, pull: PullHandler | None = None,
            push: PullHandler | None = None) -> list[web.RouteDef]:
-    async def run(fn, *args, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+    async def run(fn, *args, **kw):
         return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kw))
 
     async def list_(request: web.Request) -> web.Response:
@@ -90,7 +90,7 @@ def routes(images: ImageService, io: ImageIO, tmp_dir: Path, *, pull: PullHandle
         try:
             async for chunk in iterate_in_thread(lambda: io.save(names)):
                 await resp.write(chunk)
-        except Exception as err:  # noqa: BLE001 - after the 200 the only signal left is a cut stream
+        except Exception as err:
             await resp.write(error_line(str(err)))
             raise
         await resp.write_eof()

@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal as _signal
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 from workbench.engine.runtime.lifecycle import ContainerState, check_transition
@@ -90,7 +88,7 @@ class ContainerRunner:
         except WorkbenchError as err:
             await self._start_failed(doc, err)
             raise
-        except Exception as err:  # noqa: BLE001 - an unexpected failure still must not leak mounts
+        except Exception as err:
             await self._start_failed(doc, err)
             raise
         st = doc["State"]
@@ -127,7 +125,7 @@ class ContainerRunner:
             await self._on_exit(cid, status)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - a watcher must never die silently
+        except Exception:
             log.exception("exit handling for %s failed", cid[:12])
 
     async def _on_exit(self, cid: str, status: Any) -> None:
@@ -212,7 +210,7 @@ class ContainerRunner:
         try:
             await asyncio.wait_for(asyncio.shield(fut), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     # Stop, kill, restart, pause ---------------------------------------------------------------------

@@ -236,7 +236,7 @@ class ContainerService:
         doc = self.get(ref)
         new = validate_name(new)
         if new == doc["Name"].lstrip("/"):
-            raise Conflict(f"Renaming a container with the same name as its current name")
+            raise Conflict("Renaming a container with the same name as its current name")
         existing = self.md.one("SELECT id FROM containers WHERE name=?", (new,))
         if existing:
             raise Conflict(f'Error when allocating new name: Conflict. The container name "/{new}" is '
@@ -345,8 +345,8 @@ def _validate_host_config(h: dict[str, Any]) -> None:
     if rp.get("Name") not in (None, "", "no", "always", "on-failure", "unless-stopped"):
         raise InvalidArgument(f"invalid restart policy: {rp.get('Name')}")
     if rp.get("Name") in ("always", "unless-stopped") and rp.get("MaximumRetryCount"):
-        raise InvalidArgument(f"invalid restart policy: maximum retry count can only be used with "
-                              f"'on-failure'")
+        raise InvalidArgument("invalid restart policy: maximum retry count can only be used with "
+                              "'on-failure'")
     if h.get("AutoRemove") and rp.get("Name") not in (None, "", "no"):
         raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
     for b in h.get("Binds") or []:

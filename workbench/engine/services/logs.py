@@ -110,12 +110,17 @@ def iter_new(path: Path, offset: int, opts: LogOptions) -> tuple[list[tuple[int,
 
 
 async def stream(path: Path, opts: LogOptions, running: Callable[[], bool],
-                 interval: float = 0.05) -> AsyncIterator[tuple[int, bytes]]:
-    """Yield selected entries; with `follow`, keep yielding new ones until the container stops."""
+                 interval: float = 0.05, *, past: bool = True) -> AsyncIterator[tuple[int, bytes]]:
+    """Yield selected entries; with `follow`, keep yielding new ones until `running()` turns false.
+
+    `past=False` starts at the current end of the file (attach without logs)."""
     loop = asyncio.get_running_loop()
-    entries, offset = await loop.run_in_executor(None, read, path, opts)
-    for e in entries:
-        yield e
+    if past:
+        entries, offset = await loop.run_in_executor(None, read, path, opts)
+        for e in entries:
+            yield e
+    else:
+        offset = path.stat().st_size if path.exists() else 0
     if not opts.follow:
         return
     follow_opts = LogOptions(opts.stdout, opts.stderr, opts.since, opts.until, None, opts.timestamps)

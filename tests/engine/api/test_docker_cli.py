@@ -1,0 +1,91 @@
+"""The real docker CLI (28.x) against our daemon: images, import, tag, run -d, ps, logs, inspect,
+stop, rm, rmi, save/load. The CLI negotiates down to API 1.41 through HEAD /_ping."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from tests.helpers import busybox_rootfs_tar
+
+DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
+
+
+@pytest.fixture(scope="module")
+def docker(engine, busybox, tmp_path_factory):
+    cfg = tmp_path_factory.mktemp("dockercfg")
+
+    def run(*args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        p = subprocess.run([DOCKER, "-H", engine.host, *args], input=input, capture_output=True, timeout=120,
+                           env={"DOCKER_CONFIG": str(cfg), "PATH": "/usr/bin:/bin:/usr/local/bin",
+                                "DOCKER_BUILDKIT": "0"})
+        if check and p.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} failed ({p.returncode}): {p.stderr.decode()}")
+        return p
+    return run
+
+
+def test_version_negotiates_141(docker):
+    out = docker("version", "--format", "{{.Server.APIVersion}}").stdout.decode().strip()
+    assert out == "1.41"
+
+
+def test_import_tag_images_rmi(docker):
+    out = docker("import", "-c", 'CMD ["sh"]', "-", "cli-imported:1", input=busybox_rootfs_tar())
+    assert out.stdout.decode().strip().startswith("sha256:")
+    docker("tag", "cli-imported:1", "cli-imported:2")
+    listing = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.decode().split()
+    assert "cli-imported:1" in listing and "cli-imported:2" in listing
+    rmi = docker("rmi", "cli-imported:2").stdout.decode()
+    assert "Untagged: cli-imported:2" in rmi
+    filtered = docker("images", "--filter", "reference=cli-imp*", "-q").stdout.decode().split()
+    assert len(filtered) == 1
+
+
+def test_run_detached_ps_logs_inspect_stop_rm(docker):
+    cid = docker("run", "-d", "--name", "cli-web", "busybox", "sh", "-c",
+                 "echo hello-from-cli; sleep 60").stdout.decode().strip()
+    assert len(cid) == 64
+    ps = docker("ps", "--filter", "name=cli-web", "--format", "{{.Names}} {{.Status}}").stdout.decode()
+    assert ps.startswith("cli-web Up")
+    import time
+    for _ in range(50):
+        logs = docker("logs", "cli-web").stdout.decode()
+        if logs:
+            break
+        time.sleep(0.1)
+    assert logs == "hello-from-cli\n"
+    running = docker("inspect", "--format", "{{.State.Running}} {{.Name}}", "cli-web").stdout.decode().strip()
+    assert running == "true /cli-web"
+    docker("stop", "-t", "1", "cli-web")
+    state = json.loads(docker("inspect", "cli-web").stdout)[0]["State"]
+    assert state["Running"] is False
+    docker("rm", "cli-web")
+    assert docker("inspect", "cli-web", check=False).returncode != 0
+
+
+def test_run_foreground_and_exit_codes(docker):
+    p = docker("run", "--rm", "busybox", "sh", "-c", "echo fg; exit 5", check=False)
+    assert p.returncode == 5
+    assert p.stdout.decode() == "fg\n"
+    p = docker("run", "--rm", "busybox", "/nonexistent-binary", check=False)
+    assert p.returncode == 127
+
+
+def test_rm_running_message(docker):
+    docker("run", "-d", "--name", "cli-busy", "busybox", "sleep", "60")
+    p = docker("rm", "cli-busy", check=False)
+    assert p.returncode != 0 and "Stop the container before attempting removal" in p.stderr.decode()
+    docker("rm", "-f", "cli-busy")
+
+
+def test_save_load(docker, tmp_path):
+    out = tmp_path / "bb.tar"
+    docker("save", "-o", str(out), "busybox:latest")
+    docker("tag", "busybox:latest", "cli-saved:1")
+    docker("rmi", "cli-saved:1")
+    loaded = docker("load", "-i", str(out)).stdout.decode()
+    assert "Loaded image: busybox:latest" in loaded
