@@ -502,7 +502,7 @@ def test_catalog_pagination(registry: Registry) -> None:
 
 def test_docker_list_media_type_kept(registry: Registry) -> None:
     ds = DATA_SETS["docker-list"]()
-    for d, data in ds.blobs.items():
+    for data in ds.blobs.values():
         registry.push_blob(REPO, data)
     for d, body, media_type in ds.manifests:
         registry.push_manifest(REPO, d, body, media_type)

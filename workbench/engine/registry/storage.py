@@ -413,7 +413,7 @@ class UploadWriter:
 
     def __init__(self, storage: RegistryStorage, uid: str, repo: str, path: Path) -> None:
         self._storage, self.uid, self.repo = storage, uid, repo
-        self._f = open(path, "r+b")  # noqa: SIM115  (held across the request, closed by close/abort)
+        self._f = open(path, "r+b")  # held across the request; closed by close() or abort()
         fcntl.flock(self._f.fileno(), fcntl.LOCK_EX)
         self._f.seek(0, os.SEEK_END)
         self.start = self.offset = self._f.tell()
