@@ -145,3 +145,28 @@ def test_registry_to_distribution_and_back(registry: Registry, distribution: str
            f"docker://{host(distribution)}/peer/app:v1", f"docker://{host(registry.url)}/back/app:v2")
     ours = registry.client.get("/v2/back/app/manifests/v2", headers={"Accept": OCI_MANIFEST})
     assert ours.content == theirs.content == image.manifest
+
+
+@pytest.mark.parametrize("kind", ["basic", "token"])
+def test_skopeo_with_auth(tmp_path: Path, kind: str) -> None:
+    from registry_support import make_registry
+
+    from workbench.engine.registry.auth import Htpasswd, HtpasswdAuth, TokenAuth, make_htpasswd_line
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(make_htpasswd_line("ci", "pw", rounds=4) + "\n")
+    auth = HtpasswdAuth(htpasswd) if kind == "basic" else TokenAuth(b"s" * 32, users=Htpasswd(htpasswd))
+    gen = make_registry(tmp_path, auth=auth)
+    reg = next(gen)
+    try:
+        image = make_image(f"auth-{kind}", layers=1)
+        write_layout(tmp_path / "src", {"v1": image})
+        dest = f"docker://{host(reg.url)}/private/app:v1"
+        proc = subprocess.run([SKOPEO or "skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false",
+                               "--dest-creds", "ci:wrong", f"oci:{tmp_path / 'src'}:v1", dest],
+                              check=False, capture_output=True, text=True, timeout=60)
+        assert proc.returncode != 0 and "unauthorized" in proc.stderr.lower()
+        skopeo("copy", "--dest-tls-verify=false", "--dest-creds", "ci:pw", f"oci:{tmp_path / 'src'}:v1", dest)
+        raw = skopeo("inspect", "--raw", "--tls-verify=false", "--creds", "ci:pw", dest)
+        assert raw.encode() == image.manifest
+    finally:
+        gen.close()

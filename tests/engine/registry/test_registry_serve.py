@@ -60,3 +60,40 @@ def test_serve_standalone_with_workers(tmp_path: Path) -> None:
         proc.terminate()
         assert proc.wait(10) == 0
     assert (tmp_path / "root" / "blobs" / "sha256").is_dir()
+
+
+def test_serve_coroutine_token_auth_and_cancel(tmp_path: Path) -> None:
+    """`asyncio.run(serve(...))` as the CLI calls it: token auth, read-only, stops on cancel."""
+    import asyncio
+
+    from workbench.engine.registry import serve
+
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(make_htpasswd_line("ci", "pw", rounds=4) + "\n")
+    port = _free_port()
+
+    async def scenario() -> None:
+        task = asyncio.create_task(serve(tmp_path / "root", f"127.0.0.1:{port}", htpasswd, True,
+                                         token_auth=True))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+            for _ in range(100):
+                try:
+                    r = await c.get("/v2/")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.02)
+            assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Bearer realm=")
+            tok = (await c.get("/token", params={"service": "workbench-registry"}, auth=("ci", "pw"))).json()
+            c.headers["Authorization"] = f"Bearer {tok['token']}"
+            assert (await c.get("/v2/")).status_code == 200
+            assert (await c.post("/v2/x/blobs/uploads/")).status_code == 405      # read-only
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        with socket.socket() as s:                     # the port is free again
+            s.bind(("127.0.0.1", port))
+
+    asyncio.run(scenario())
+    assert (tmp_path / "root" / ".token-secret").stat().st_mode & 0o777 == 0o600

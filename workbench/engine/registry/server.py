@@ -428,6 +428,23 @@ def parse_addr(addr: str) -> tuple[str, int]:
     return (host.strip("[]") or "0.0.0.0"), int(port)
 
 
+async def start_registry(app: web.Application, addr: str, *, reuse_port: bool = False) -> web.AppRunner:
+    """Start serving `app` (from make_registry_app) on `addr`; stop it with `await runner.cleanup()`.
+
+    This is how the engine daemon runs the registry beside its Unix-socket API
+    (`workbench engine start --registry 127.0.0.1:5000`).
+    """
+    host, port = parse_addr(addr)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
+
 async def serve(root: str | os.PathLike[str], addr: str, htpasswd: str | os.PathLike[str] | None = None,
                 read_only: bool = False, *, token_auth: bool = False, workers: int = 1,
                 reuse_port: bool = False) -> None:
@@ -449,13 +466,9 @@ async def serve(root: str | os.PathLike[str], addr: str, htpasswd: str | os.Path
     elif users is not None:
         auth = HtpasswdAuth(users)
     app = make_registry_app(storage, auth=auth, read_only=read_only)
-    host, port = parse_addr(addr)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
+    runner = await start_registry(app, addr, reuse_port=reuse_port or workers > 1)
     children: list[asyncio.subprocess.Process] = []
     try:
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or workers > 1)
-        await site.start()
         for _ in range(max(workers, 1) - 1):
             argv = ["-m", "workbench.engine.registry.server", "--root", str(root), "--addr", addr,
                     "--reuse-port"]
