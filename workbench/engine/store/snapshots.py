@@ -1,0 +1,446 @@
+"""Snapshots: image layers unpacked once, stacked as overlayfs lowerdirs.
+
+Vocabulary (after containerd's snapshotter.go):
+
+- A **layer snapshot** is the unpacked content of one image layer, keyed by the layer's
+  **chain ID** (`sha256:...`, OCI image spec: the chain of diff_ids up to and including it). It
+  holds only that layer's own changes, with whiteouts in overlayfs form (char device 0:0,
+  `trusted.overlay.opaque=y`). Its **parent** is the snapshot of the layer below, or none.
+- **Lowerdirs** of a chain ID are the `fs/` directories of it and all its ancestors, top first:
+  exactly overlayfs's `lowerdir=` order.
+- A **mount** stacks the lowerdirs of an image under a writable `upper` (the container's
+  changes) with its overlay `work` dir. An image of no layers (`FROM scratch`) mounts one empty
+  lowerdir.
+
+Lifecycle of a layer: `create_layer(chain_id, parent, tar)` extracts into a private temporary
+directory under the same root and renames it into place only when the whole tar applied; until
+then `exists()` is False and nothing is visible, and a bad tar leaves nothing behind.
+`create_layer` is idempotent: if the snapshot exists, it returns its size without reading the
+tar. Two concurrent creates of one chain ID are serialised (a file lock per chain ID): the second
+waits, then finds the snapshot done. Snapshots are immutable once created; `remove` refuses while
+another snapshot names it as parent (remove children first) and is idempotent on a missing one.
+
+Mount lifetime is the caller's: `unmount` what you `mount`, and do not `remove` a snapshot that
+is still a lowerdir of a live mount (the snapshotter does not track mounts).
+
+On disk (`<root>` is the snapshotter's own directory):
+
+    <root>/snapshots/<hex>/fs/       the layer's files
+    <root>/snapshots/<hex>/parent    parent chain ID, or empty
+    <root>/snapshots/<hex>/link      short name of fs/ in <root>/l/
+    <root>/snapshots/<hex>/size      bytes of regular files in the layer
+    <root>/l/<short>  -> ../snapshots/<hex>/fs   short names, to keep mount data under 4096 bytes
+    <root>/empty/                    the lowerdir of scratch mounts
+    <root>/locks/<hex>               per-chain-ID lock files
+    <root>/snapshots/.tmp-*          extractions in progress (removed by `recover()`)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import errno
+import fcntl
+import hashlib
+import os
+import secrets
+import shutil
+import stat
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from workbench.engine.store.compression import open_decompressed
+from workbench.engine.store.layers import apply_layer
+from workbench.errors import Conflict, Internal, InvalidArgument, NotFound
+from workbench.oci.digest import Digest
+from workbench.oci.image import chain_id as oci_chain_id
+
+__all__ = ["MAX_LAYERS", "OverlaySnapshotter", "SnapshotInfo", "Snapshotter"]
+
+MAX_LAYERS = 500  # overlayfs's own limit on lower layers (OVL_MAX_STACK)
+_MOUNT_DATA_MAX = 4095  # mount(2) copies one page of options, NUL included
+_MNT_DETACH = 2
+_CLONE_FS = 0x200
+_OVERLAY_OPTS = "index=off,redirect_dir=off,metacopy=off"
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    chain_id: str
+    parent: str | None
+    size: int
+    path: Path
+
+
+class Snapshotter(Protocol):
+    """Layer snapshots keyed by chain ID, and overlay mounts of them. See the module docstring.
+
+    Every method is safe to call from several threads at once. Errors: `NotFound` for an
+    unknown chain ID or parent, `InvalidArgument` for a malformed chain ID or a bad tar,
+    `Conflict` for removing a parent, `Internal` for host failures (mount, disk).
+    """
+
+    def exists(self, chain_id: str) -> bool:
+        """Whether the snapshot is complete and visible."""
+        ...
+
+    def create_layer(self, chain_id: str, parent_chain_id: str | None, tar_stream: BinaryIO,
+                     *, diff_id: str | None = None) -> int:
+        """Unpack a layer tar (plain or compressed) as `chain_id` on top of its parent; return its size.
+
+        Idempotent; atomic (all or nothing); with `diff_id`, the uncompressed tar is verified
+        against it and the chain ID against parent + diff_id.
+        """
+        ...
+
+    async def create_layer_async(self, chain_id: str, parent_chain_id: str | None,
+                                 tar_stream: BinaryIO, *, diff_id: str | None = None) -> int:
+        """`create_layer` off the event loop."""
+        ...
+
+    def lowerdirs(self, chain_id: str) -> list[Path]:
+        """The `fs/` dirs of the snapshot and its ancestors, top first."""
+        ...
+
+    def mount(self, target: Path, upper: Path | None, work: Path | None, chain_id: str | None) -> None:
+        """Mount overlayfs at `target`: lowerdirs of `chain_id` (or an empty dir) under `upper`.
+
+        With `upper`/`work` None the mount is read-only (a view of the image).
+        """
+        ...
+
+    def unmount(self, target: Path) -> None:
+        """Detach the mount at `target` (lazily); no error if nothing is mounted there."""
+        ...
+
+    def remove(self, chain_id: str) -> None:
+        """Delete a snapshot; `Conflict` while another snapshot has it as parent."""
+        ...
+
+    def usage(self, chain_id: str) -> tuple[int, int]:
+        """(bytes on disk, inodes) of the snapshot's own files."""
+        ...
+
+    def list(self) -> list[SnapshotInfo]:
+        """Every complete snapshot, in no particular order."""
+        ...
+
+
+def _hex(chain_id: str) -> str:
+    d = Digest.parse(chain_id)
+    if d.algorithm != "sha256":
+        raise InvalidArgument(f"unsupported chain ID algorithm: {chain_id}")
+    return d.encoded
+
+
+def _escape(path: str) -> str:
+    """Escape a path for overlayfs's option string (`,` `:` and `\\` are special)."""
+    return path.replace("\\", "\\\\").replace(",", "\\,").replace(":", "\\:")
+
+
+class _Libc:
+    """mount(2), umount2(2) and unshare(2) through ctypes, errors as OSError."""
+
+    def __init__(self) -> None:
+        self._lib = ctypes.CDLL(None, use_errno=True)
+
+    def _check(self, rc: int, what: str, path: str) -> None:
+        if rc != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"{what}: {os.strerror(err)}", path)
+
+    def mount(self, source: str, target: str, fstype: str, flags: int, data: str) -> None:
+        rc = self._lib.mount(source.encode(), os.fsencode(target), fstype.encode(),
+                             ctypes.c_ulong(flags), os.fsencode(data))
+        self._check(rc, "mount", target)
+
+    def umount2(self, target: str, flags: int) -> None:
+        self._check(self._lib.umount2(os.fsencode(target), flags), "umount", target)
+
+    def unshare(self, flags: int) -> None:
+        self._check(self._lib.unshare(flags), "unshare", "")
+
+
+class OverlaySnapshotter:
+    """The overlayfs `Snapshotter`. `root` must be on a filesystem overlayfs accepts as upper/lower."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._snaps = self.root / "snapshots"
+        self._links = self.root / "l"
+        self._locks = self.root / "locks"
+        self._empty = self.root / "empty"
+        self._libc = _Libc()
+        self._ready = False
+
+    # -- layout ----------------------------------------------------------------------------
+    def _setup(self) -> None:
+        if not self._ready:
+            for d in (self._snaps, self._links, self._locks, self._empty):
+                d.mkdir(parents=True, exist_ok=True)
+            self._ready = True
+
+    def recover(self) -> None:
+        """Remove extractions a crash left behind. Call once at daemon start, before any create."""
+        self._setup()
+        for p in self._snaps.glob(".tmp-*"):
+            shutil.rmtree(p, ignore_errors=True)
+        for link in self._links.iterdir():
+            if link.is_symlink() and not link.exists():
+                link.unlink()
+
+    def _dir(self, chain_id: str) -> Path:
+        return self._snaps / _hex(chain_id)
+
+    @contextlib.contextmanager
+    def _lock(self, chain_id: str, *, shared: bool = False) -> Iterator[None]:
+        self._setup()
+        fd = os.open(self._locks / _hex(chain_id), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _parent_of(self, snap: Path) -> str | None:
+        try:
+            text = (snap / "parent").read_text().strip()
+        except FileNotFoundError:
+            raise NotFound(f"snapshot {snap.name} is incomplete (no parent record)") from None
+        return text or None
+
+    # -- queries ---------------------------------------------------------------------------
+    def exists(self, chain_id: str) -> bool:
+        return (self._dir(chain_id) / "fs").is_dir()
+
+    def _info(self, chain_id: str) -> SnapshotInfo:
+        snap = self._dir(chain_id)
+        if not (snap / "fs").is_dir():
+            raise NotFound(f"snapshot {chain_id} not found")
+        size = int((snap / "size").read_text() or 0)
+        return SnapshotInfo(chain_id, self._parent_of(snap), size, snap / "fs")
+
+    def lowerdirs(self, chain_id: str) -> list[Path]:
+        out: list[Path] = []
+        cur: str | None = chain_id
+        while cur is not None:
+            info = self._info(cur)
+            out.append(info.path)
+            if len(out) > MAX_LAYERS:
+                raise InvalidArgument(f"{chain_id}: more than {MAX_LAYERS} layers (or a parent cycle)")
+            cur = info.parent
+        return out
+
+    def list(self) -> list[SnapshotInfo]:
+        self._setup()
+        out = []
+        for p in self._snaps.iterdir():
+            if not p.name.startswith(".") and (p / "fs").is_dir():
+                with contextlib.suppress(NotFound, FileNotFoundError):
+                    out.append(self._info("sha256:" + p.name))
+        return out
+
+    def usage(self, chain_id: str) -> tuple[int, int]:
+        root = self._info(chain_id).path
+        seen: set[int] = set()
+        size = 0
+        stack = [str(root)]
+        while stack:
+            with os.scandir(stack.pop()) as it:
+                for e in it:
+                    st = e.stat(follow_symlinks=False)
+                    if st.st_ino in seen:
+                        continue
+                    seen.add(st.st_ino)
+                    size += st.st_blocks * 512
+                    if stat.S_ISDIR(st.st_mode):
+                        stack.append(e.path)
+        return size, len(seen)
+
+    # -- create / remove -------------------------------------------------------------------
+    def create_layer(self, chain_id: str, parent_chain_id: str | None, tar_stream: BinaryIO,
+                     *, diff_id: str | None = None) -> int:
+        final = self._dir(chain_id)
+        if diff_id is not None:
+            _check_chain(chain_id, parent_chain_id, diff_id)
+        with self._lock(chain_id):
+            if (final / "fs").is_dir():
+                return self._info(chain_id).size
+            if parent_chain_id is None:
+                return self._create_locked(chain_id, None, tar_stream, diff_id)
+            with self._lock(parent_chain_id, shared=True):
+                if not self.exists(parent_chain_id):
+                    raise NotFound(f"parent snapshot {parent_chain_id} not found")
+                return self._create_locked(chain_id, parent_chain_id, tar_stream, diff_id)
+
+    def _create_locked(self, chain_id: str, parent: str | None, tar_stream: BinaryIO,
+                       diff_id: str | None) -> int:
+        tmp = self._snaps / f".tmp-{_hex(chain_id)[:12]}-{secrets.token_hex(4)}"
+        short = None
+        try:
+            (tmp / "fs").mkdir(parents=True)
+            (tmp / "fs").chmod(0o755)
+            reader = _HashingReader(open_decompressed(tar_stream))
+            stats = apply_layer(reader, tmp / "fs", mode="overlay")
+            if diff_id is not None and reader.digest != diff_id:
+                raise InvalidArgument(f"layer content does not match its diff_id: expected {diff_id}, "
+                                      f"got {reader.digest}")
+            short = self._make_link(chain_id)
+            for name, text in (("parent", parent or ""), ("link", short), ("size", str(stats.bytes))):
+                (tmp / name).write_text(text)
+            _syncfs(tmp)
+            os.rename(tmp, self._dir(chain_id))
+            _fsync_dir(self._snaps)
+            return stats.bytes
+        except BaseException:
+            if short is not None:
+                with contextlib.suppress(OSError):
+                    (self._links / short).unlink()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def _make_link(self, chain_id: str) -> str:
+        target = f"../snapshots/{_hex(chain_id)}/fs"
+        for _ in range(100):
+            short = secrets.token_hex(3)
+            try:
+                os.symlink(target, self._links / short)
+                return short
+            except FileExistsError:
+                continue
+        raise Internal("could not allocate a short snapshot link name")
+
+    async def create_layer_async(self, chain_id: str, parent_chain_id: str | None,
+                                 tar_stream: BinaryIO, *, diff_id: str | None = None) -> int:
+        return await asyncio.to_thread(self.create_layer, chain_id, parent_chain_id, tar_stream,
+                                       diff_id=diff_id)
+
+    def remove(self, chain_id: str) -> None:
+        snap = self._dir(chain_id)
+        with self._lock(chain_id):
+            if not snap.exists():
+                return
+            for other in self.list():
+                if other.parent == chain_id:
+                    raise Conflict(f"snapshot {chain_id} is the parent of {other.chain_id}")
+            with contextlib.suppress(FileNotFoundError):
+                (self._links / (snap / "link").read_text().strip()).unlink()
+            trash = self._snaps / f".tmp-rm-{snap.name[:12]}-{secrets.token_hex(4)}"
+            os.rename(snap, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    # -- mounts ----------------------------------------------------------------------------
+    def mount(self, target: Path, upper: Path | None, work: Path | None, chain_id: str | None) -> None:
+        self._setup()
+        lowers = self.lowerdirs(chain_id) if chain_id else []
+        if upper is None and len(lowers) < 2:
+            lowers.append(self._empty)  # overlayfs wants two lowers when there is no upper
+        elif not lowers:
+            lowers = [self._empty]
+        if len(lowers) > MAX_LAYERS:
+            raise InvalidArgument(f"cannot mount more than {MAX_LAYERS} layers")
+        tail = ""
+        if upper is not None:
+            if work is None:
+                raise InvalidArgument("an overlay mount with an upper dir needs a work dir")
+            upper.mkdir(parents=True, exist_ok=True)
+            work.mkdir(parents=True, exist_ok=True)
+            tail = f",upperdir={_escape(str(upper.absolute()))},workdir={_escape(str(work.absolute()))}"
+        flags = 0 if upper is not None else 1  # MS_RDONLY
+        data = f"{_OVERLAY_OPTS},lowerdir={':'.join(_escape(str(p)) for p in lowers)}{tail}"
+        if len(data) <= _MOUNT_DATA_MAX:
+            self._do_mount(str(target), data, flags, None)
+            return
+        shorts = [self._short_name(p) for p in lowers]
+        data = f"{_OVERLAY_OPTS},lowerdir={':'.join(shorts)}{tail}"
+        if len(data) > _MOUNT_DATA_MAX:
+            raise InvalidArgument(f"{len(lowers)} layers do not fit in overlay mount options")
+        self._do_mount(str(Path(target).absolute()), data, flags, str(self._links))
+
+    def _short_name(self, fs: Path) -> str:
+        if fs == self._empty:
+            return "../empty"
+        return (fs.parent / "link").read_text().strip()
+
+    def _do_mount(self, target: str, data: str, flags: int, cwd: str | None) -> None:
+        """mount(2) overlay; with `cwd`, from a thread with its own cwd so relative lowerdirs resolve."""
+        if cwd is None:
+            self._mount_translated(target, data, flags)
+            return
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._libc.unshare(_CLONE_FS)  # this thread's cwd only; the daemon's stays put
+                os.chdir(cwd)
+                self._mount_translated(target, data, flags)
+            except BaseException as err:  # handed to the caller's thread
+                failure.append(err)
+
+        t = threading.Thread(target=run, name="overlay-mount")
+        t.start()
+        t.join()
+        if failure:
+            raise failure[0]
+
+    def _mount_translated(self, target: str, data: str, flags: int) -> None:
+        try:
+            self._libc.mount("overlay", target, "overlay", flags, data)
+        except OSError as err:
+            if err.errno == errno.ENOENT:
+                raise NotFound(f"mount target or layer dir missing: {target}") from err
+            raise Internal(f"overlay mount on {target} failed: {err.strerror}") from err
+
+    def unmount(self, target: Path) -> None:
+        try:
+            self._libc.umount2(str(target), _MNT_DETACH)
+        except OSError as err:
+            if err.errno in (errno.EINVAL, errno.ENOENT):
+                return  # not a mount point (any more)
+            raise Internal(f"unmount {target} failed: {err.strerror}") from err
+
+
+class _HashingReader:
+    """Reads through, hashing what passes, so the tar's diff_id is known after one pass."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw, self._h = raw, hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self._h.update(data)
+        return data
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._h.hexdigest()
+
+
+def _check_chain(chain_id: str, parent: str | None, diff_id: str) -> None:
+    # ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n)): the spec's formula with the parent's
+    # chain ID standing in for the first n-1 diff_ids.
+    want = oci_chain_id([parent, diff_id]) if parent else diff_id
+    if chain_id != want:
+        raise InvalidArgument(f"chain ID {chain_id} does not follow from parent {parent} and diff_id {diff_id}")
+
+
+def _syncfs(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise Internal(f"syncfs {path}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
