@@ -19,14 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.errors import (
-    Forbidden,
-    InvalidArgument,
-    NotFound,
-    RangeNotSatisfiable,
-    Unauthorized,
-    WorkbenchError,
-)
+from workbench.errors import (Forbidden, InvalidArgument, NotFound, RangeNotSatisfiable, Unauthorized,
+                              WorkbenchError)
 from workbench.oci import mediatypes as mt
 from workbench.oci.digest import Digest
 from workbench.oci.reference import is_valid_path

@@ -24,18 +24,9 @@ from urllib.parse import parse_qsl, quote
 
 from aiohttp import web
 
-from workbench.engine.registry import (
-    MAX_MANIFEST,
-    BlobUploadInvalid,
-    DigestInvalid,
-    ManifestUnknown,
-    RangeInvalid,
-    RegistryError,
-    SizeInvalid,
-    Unsupported,
-    check_name,
-    parse_digest,
-)
+from workbench.engine.registry import (MAX_MANIFEST, BlobUploadInvalid, DigestInvalid, ManifestUnknown,
+                                       RangeInvalid, RegistryError, SizeInvalid, Unsupported, check_name,
+                                       parse_digest)
 from workbench.engine.registry.auth import Htpasswd, HtpasswdAuth, RegistryAuth, Scope, TokenAuth, load_secret
 from workbench.engine.registry.storage import RegistryStorage, StoredManifest, UploadInfo, UploadWriter
 from workbench.errors import WorkbenchError

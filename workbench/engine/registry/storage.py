@@ -33,26 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.engine.registry import (
-    MAX_MANIFEST,
-    BlobUnknown,
-    BlobUploadUnknown,
-    DigestInvalid,
-    ManifestBlobUnknown,
-    ManifestUnknown,
-    NameUnknown,
-    ParsedManifest,
-    RangeInvalid,
-    RegistryError,
-    SizeInvalid,
-    TagInvalid,
-    check_name,
-    digest_of,
-    is_tag,
-    parse_digest,
-    parse_manifest,
-    referrer_descriptor,
-)
+from workbench.engine.registry import (MAX_MANIFEST, BlobUnknown, BlobUploadUnknown, DigestInvalid,
+                                       ManifestBlobUnknown, ManifestUnknown, NameUnknown, ParsedManifest,
+                                       RangeInvalid, RegistryError, SizeInvalid, TagInvalid, check_name,
+                                       digest_of, is_tag, parse_digest, parse_manifest, referrer_descriptor)
 from workbench.engine.store.durable import atomic_write, commit_file, fsync_dir
 from workbench.errors import InvalidArgument
 from workbench.oci.digest import Digest
