@@ -42,9 +42,12 @@ ZSTD_LEVEL = 3
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
     (b"\x28\xb5\x2f\xfd", "zstd"),
-    (b"BZh", "bzip2"),
     (b"\xfd7zXZ\x00", "xz"),
 )
+_SNIFF = 10
+# "BZh" alone could start a plain tar (a first entry named "BZh..."), so bzip2 also needs the
+# block-size digit and the first block's (or the empty stream's end) 48-bit magic.
+_BZ2_BLOCKS = (b"1AY&SY", b"\x17\x72\x45\x38\x50\x90")
 
 
 class _Writable(Protocol):
@@ -56,6 +59,8 @@ def detect_compression(head: bytes) -> str:
     for magic, name in _MAGIC:
         if head.startswith(magic):
             return name
+    if head[:3] == b"BZh" and head[3:4] in b"123456789" and head[3:4] and head[4:10] in _BZ2_BLOCKS:
+        return "bzip2"
     return ""
 
 
@@ -85,12 +90,12 @@ class _Prefixed(io.RawIOBase):
 def _sniff(fileobj: BinaryIO) -> tuple[str, BinaryIO]:
     peek = getattr(fileobj, "peek", None)
     if peek is not None:
-        head = peek(6)[:6]
-        if len(head) >= 6:
+        head = peek(_SNIFF)[:_SNIFF]
+        if len(head) >= _SNIFF:
             return detect_compression(head), fileobj
     head = b""
-    while len(head) < 6:
-        more = fileobj.read(6 - len(head))
+    while len(head) < _SNIFF:
+        more = fileobj.read(_SNIFF - len(head))
         if not more:
             break
         head += more
@@ -165,7 +170,44 @@ class DigestingWriter:
         return "sha256:" + self._h.hexdigest()
 
 
-class GzipWriter:
+class _BlockCodec:
+    """Feeds the compressor fixed-size blocks, so output depends on the bytes, not on how the
+    caller chunked its writes (isal's deflate blocks follow the input calls)."""
+
+    def __init__(self, out: _Writable) -> None:
+        self._out = out
+        self._pending = bytearray()
+
+    def _compress(self, block: bytes | bytearray | memoryview) -> bytes:
+        raise NotImplementedError
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        n = len(data)
+        if not self._pending and n == CHUNK:
+            self._emit(data)
+            return n
+        self._pending += data
+        if len(self._pending) >= CHUNK:
+            view = memoryview(self._pending)
+            whole = len(view) - len(view) % CHUNK
+            for i in range(0, whole, CHUNK):
+                self._emit(view[i:i + CHUNK])
+            view.release()
+            del self._pending[:whole]
+        return n
+
+    def _emit(self, block: bytes | bytearray | memoryview) -> None:
+        out = self._compress(block)
+        if out:
+            self._out.write(out)
+
+    def _drain(self) -> None:
+        if self._pending:
+            self._emit(self._pending)
+            self._pending = bytearray()
+
+
+class GzipWriter(_BlockCodec):
     """A streaming gzip compressor (isal) with a fixed header, so output is reproducible.
 
     The header carries mtime 0, no file name and OS 255 (unknown). Call `close()` to write the
@@ -177,41 +219,35 @@ class GzipWriter:
     def __init__(self, out: _Writable, level: int = GZIP_LEVEL) -> None:
         if not isal_zlib.ISAL_BEST_SPEED <= level <= isal_zlib.ISAL_BEST_COMPRESSION:
             raise InvalidArgument(f"gzip level must be 0-3 (isal), got {level}")
-        self._out = out
+        super().__init__(out)
         self._z = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15, 9)
         self._crc = 0
         self._size = 0
         out.write(self._HEADER)
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        n = len(data)
-        if n:
-            self._crc = isal_zlib.crc32(data, self._crc)
-            self._size += n
-            block = self._z.compress(data)
-            if block:
-                self._out.write(block)
-        return n
+    def _compress(self, block: bytes | bytearray | memoryview) -> bytes:
+        self._crc = isal_zlib.crc32(block, self._crc)
+        self._size += len(block)
+        return self._z.compress(block)
 
     def close(self) -> None:
+        self._drain()
         self._out.write(self._z.flush())
         self._out.write(struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF))
 
 
-class ZstdWriter:
+class ZstdWriter(_BlockCodec):
     """A streaming zstd compressor: single-threaded, fixed level, checksummed frames."""
 
     def __init__(self, out: _Writable, level: int = ZSTD_LEVEL) -> None:
-        self._out = out
+        super().__init__(out)
         self._z = zstandard.ZstdCompressor(level=level, write_checksum=True).compressobj()
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        block = self._z.compress(data)
-        if block:
-            self._out.write(block)
-        return len(data)
+    def _compress(self, block: bytes | bytearray | memoryview) -> bytes:
+        return self._z.compress(block)
 
     def close(self) -> None:
+        self._drain()
         self._out.write(self._z.flush())
 
 

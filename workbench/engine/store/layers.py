@@ -370,7 +370,7 @@ def apply_layer(tar_stream: BinaryIO, dest: os.PathLike[str] | str, *,
     name = "<archive>"
     try:
         try:
-            tf = tarfile.open(  # noqa: SIM115 - closed by the `with` below
+            tf = tarfile.open(  # closed by the `with` below
                 fileobj=src, mode="r|", bufsize=_SMALL, encoding="utf-8")  # type: ignore[call-overload]
         except tarfile.ReadError:
             if src.count == 0:
