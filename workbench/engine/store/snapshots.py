@@ -246,8 +246,9 @@ class OverlaySnapshotter:
 
     def usage(self, chain_id: str) -> tuple[int, int]:
         root = self._info(chain_id).path
-        seen: set[int] = set()
-        size = 0
+        top = root.lstat()
+        seen: set[int] = {top.st_ino}  # like du: the fs/ directory itself counts
+        size = top.st_blocks * 512
         stack = [str(root)]
         while stack:
             with os.scandir(stack.pop()) as it:
