@@ -31,7 +31,7 @@ from workbench.engine.build.shell_words import Lexer, ShellWordError, is_space
 from workbench.errors import BuildError
 
 __all__ = ["INSTRUCTIONS", "Dockerfile", "HealthConfig", "Heredoc", "Instruction", "Stage",
-           "parse", "parse_duration", "parse_heredoc_marker"]
+           "parse", "parse_duration", "parse_heredoc_marker", "parse_instruction"]
 
 INSTRUCTIONS = ("ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
                 "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME",
@@ -720,6 +720,22 @@ def parse(text: str | bytes, name: str = "Dockerfile") -> Dockerfile:
         if not nodes:
             raise _ParseError("file with no instructions", len(_split_lines(text)))
         return _assemble(name, nodes, directives, warnings)
+    except _ParseError as err:
+        raise BuildError(f"{name} parse error on line {err.line}: {err.message}",
+                         line=err.line) from None
+
+
+def parse_instruction(text: str, name: str = "ONBUILD trigger") -> Instruction:
+    """Parse one instruction on its own (an ONBUILD trigger stored in an image config).
+
+    Raises:
+        BuildError: a syntax error, or more than one instruction in `text`.
+    """
+    try:
+        nodes, _ = _scan(text, [])
+        if len(nodes) != 1:
+            raise _ParseError("onbuild trigger should be a single expression", 1)
+        return next(_instructions(nodes))
     except _ParseError as err:
         raise BuildError(f"{name} parse error on line {err.line}: {err.message}",
                          line=err.line) from None

@@ -384,7 +384,7 @@ class _Run:
         replacement = self._until("}", True, "syntax error: missing '}'")
         value = self.get_env(name)
         if self.lex.skip_unset and value is None:
-            return "${%s/%s/%s}" % (name, pattern, replacement)
+            return "${" + f"{name}/{pattern}/{replacement}" + "}"
         rx = _pattern_regex(pattern, greedy=True, anchored=False)
         value = value or ""
         if replace_all:
