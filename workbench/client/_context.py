@@ -184,7 +184,7 @@ def directory_context(root: str | os.PathLike[str], *, dockerfile: str | None = 
         ignore_text = ignore_text + ("\n" if ignore_text and not ignore_text.endswith("\n") else "") \
             + injected[0] + "\n"
     ignore = DockerIgnore([*ignore_text.splitlines(), f"!{rel_dockerfile}", "!.dockerignore"])
-    spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115
+    spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL)
     with tarfile.open(fileobj=spool, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for rel, full in _walk(base, ignore):
             if rel == ".dockerignore" and injected:
@@ -236,7 +236,7 @@ def _walk(base: Path, ignore: DockerIgnore) -> Iterable[tuple[str, Path]]:
 def dockerfile_context(dockerfile_text: str | bytes) -> BuildContext:
     """A context holding only a Dockerfile (`docker build - < Dockerfile`)."""
     data = dockerfile_text.encode() if isinstance(dockerfile_text, str) else dockerfile_text
-    spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115
+    spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL)
     with tarfile.open(fileobj=spool, mode="w|") as tar:
         _add_bytes(tar, "Dockerfile", data)
     spool.seek(0)

@@ -35,8 +35,8 @@ def parse_time(value: Any) -> datetime:
         text = text[:-1] + "+00:00"
     if "." in text:  # trim nanoseconds to microseconds, keep the offset
         head, _, rest = text.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
-        offset = rest[len(digits):]
+        n = len(rest) - len(rest.lstrip("0123456789"))
+        digits, offset = rest[:n], rest[n:]
         text = f"{head}.{digits[:6].ljust(6, '0')}{offset}"
     try:
         parsed = datetime.fromisoformat(text)
