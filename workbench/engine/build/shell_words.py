@@ -84,20 +84,20 @@ class _Words:
     """Word splitting as the lexer builds its result, character by character."""
 
     def __init__(self) -> None:
-        self.buf: list[str] = []
+        self.buf = ""
         self.words: list[str] = []
         self.in_word = False
 
     def add_char(self, ch: str) -> None:
         if is_space(ch):
             if self.in_word and self.buf:
-                self.words.append("".join(self.buf))
-                self.buf, self.in_word = [], False
+                self.words.append(self.buf)
+                self.buf, self.in_word = "", False
         else:
             self.add_raw(ch)
 
     def add_raw(self, s: str) -> None:
-        self.buf.append(s)
+        self.buf += s
         self.in_word = True
 
     def add_string(self, s: str) -> None:
@@ -106,8 +106,8 @@ class _Words:
 
     def finish(self) -> list[str]:
         if self.buf:
-            self.words.append("".join(self.buf))
-            self.buf, self.in_word = [], False
+            self.words.append(self.buf)
+            self.buf, self.in_word = "", False
         return self.words
 
 
