@@ -22,7 +22,7 @@ import lzma
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 import zstandard
 from isal import igzip, isal_zlib
@@ -102,7 +102,7 @@ def _sniff(fileobj: BinaryIO) -> tuple[str, BinaryIO]:
     if not head:
         return "", fileobj
     stream = io.BufferedReader(_Prefixed(head, fileobj), buffer_size=CHUNK)
-    return detect_compression(head), stream  # type: ignore[return-value]
+    return detect_compression(head), stream
 
 
 def open_decompressed(fileobj: BinaryIO) -> BinaryIO:
@@ -119,10 +119,10 @@ def open_decompressed(fileobj: BinaryIO) -> BinaryIO:
     """
     kind, stream = _sniff(fileobj)
     if kind == "gzip":
-        return igzip.IGzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+        return cast(BinaryIO, igzip.IGzipFile(fileobj=stream, mode="rb"))  # type: ignore[no-untyped-call]
     if kind == "zstd":
         dctx = zstandard.ZstdDecompressor()
-        return dctx.stream_reader(stream, read_size=CHUNK, read_across_frames=True)  # type: ignore[return-value]
+        return cast(BinaryIO, dctx.stream_reader(stream, read_size=CHUNK, read_across_frames=True))
     if kind == "bzip2":
         return bz2.BZ2File(stream, mode="rb")  # type: ignore[return-value]
     if kind == "xz":
@@ -131,7 +131,7 @@ def open_decompressed(fileobj: BinaryIO) -> BinaryIO:
 
 
 DECOMPRESS_ERRORS: tuple[type[Exception], ...] = (
-    EOFError, isal_zlib.error, zstandard.ZstdError, lzma.LZMAError,
+    EOFError, cast("type[Exception]", isal_zlib.error), zstandard.ZstdError, lzma.LZMAError,
 )
 """What reading a corrupt compressed stream may raise besides OSError (gzip.BadGzipFile, bz2's
 "Invalid data stream"); callers translate these to InvalidArgument."""
@@ -297,7 +297,7 @@ class LayerWriter:
         self.compression = compression
         self._blob = DigestingWriter(out)
         if level is None:
-            self._codec: GzipWriter | ZstdWriter | _Plain = factory(self._blob)  # type: ignore[call-arg]
+            self._codec: GzipWriter | ZstdWriter | _Plain = factory(self._blob)
         else:
             self._codec = factory(self._blob, level)  # type: ignore[call-arg]
         self._tar = hashlib.sha256()
@@ -364,7 +364,7 @@ def write_layer(src: BinaryIO | Iterable[bytes], out: _Writable, compression: st
             while chunk := read(CHUNK):
                 w.write(chunk)
     else:
-        for chunk in src:  # type: ignore[union-attr]
+        for chunk in src:
             if chunk:
                 w.write(chunk)
     return w.close()

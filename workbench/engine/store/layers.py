@@ -34,7 +34,7 @@ import shutil
 import stat
 import tarfile
 from dataclasses import dataclass
-from typing import BinaryIO, Literal, NamedTuple
+from typing import BinaryIO, Literal, NamedTuple, Protocol
 
 from workbench.engine.store.compression import DECOMPRESS_ERRORS
 from workbench.errors import Conflict, Internal, InvalidArgument, WorkbenchError
@@ -61,10 +61,16 @@ class ApplyStats:
     bytes: int
 
 
+class Readable(Protocol):
+    """What `apply_layer` needs of its input: `read(n)`."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
 class _Counting:
     """Counts bytes read from the source, to tell an empty stream from a broken one."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: Readable) -> None:
         self._raw, self.count = raw, 0
 
     def read(self, n: int = -1) -> bytes:
@@ -73,15 +79,15 @@ class _Counting:
         return data
 
 
-def _clean(name: str) -> str:
+def _clean(name: str, what: str = "tar entry") -> str:
     """Clean a tar name to a path relative to dest ("" is dest itself); reject escapes."""
     if "\x00" in name:
-        raise InvalidArgument(f"invalid tar entry name {name!r}")
+        raise InvalidArgument(f"invalid {what} name {name!r}")
     path = posixpath.normpath(name.lstrip("/"))
     if path == ".":
         return ""
     if path == ".." or path.startswith("../"):
-        raise InvalidArgument(f"tar entry {name!r} would be written outside the destination")
+        raise InvalidArgument(f"{what} {name!r} points outside the destination")
     return path
 
 
@@ -253,7 +259,7 @@ class _Applier:
             os.close(fd)
 
     def hardlink(self, m: tarfile.TarInfo, full: str) -> None:
-        target = _clean(m.linkname)
+        target = _clean(m.linkname, f"tar entry {m.name!r}: hardlink target")
         tparent, _, tbase = target.rpartition("/")
         tdir = self.resolve_dir(tparent, m.name, create=False) if tbase else None
         tfull = self.abspath(f"{tdir}/{tbase}" if tdir else tbase) if tdir is not None else None
@@ -344,7 +350,7 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[n:]
 
 
-def apply_layer(tar_stream: BinaryIO, dest: os.PathLike[str] | str, *,
+def apply_layer(tar_stream: Readable, dest: os.PathLike[str] | str, *,
                 mode: Literal["overlay", "flatten"] = "overlay", allow_devices: bool = True) -> ApplyStats:
     """Extract an uncompressed layer tar into `dest`, safely.
 
@@ -524,9 +530,8 @@ class _TarWalker:
             return False  # sockets and the like are not archived
         ti = self.header(name, st, types[fmt], perm)
         xattrs = _xattrs(full)
-        for key, value in xattrs.items():
-            if not key.startswith("trusted.overlay."):
-                ti.pax_headers["SCHILY.xattr." + key] = value.decode("utf-8", "surrogateescape")
+        ti.pax_headers = {"SCHILY.xattr." + k: v.decode("utf-8", "surrogateescape")
+                          for k, v in xattrs.items() if not k.startswith("trusted.overlay.")}
         if fmt == stat.S_IFREG:
             if st.st_nlink > 1:
                 first = self.links.setdefault((st.st_dev, st.st_ino), name)
