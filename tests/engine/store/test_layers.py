@@ -134,6 +134,10 @@ def test_devices_refused_unless_allowed(tmp_path: Path, place: tuple[Path, Path]
     with pytest.raises(InvalidArgument, match="device"):
         apply_layer(io.BytesIO(blk), dest, allow_devices=False)
     assert_untouched(tmp_path, outside)
+    (dest / "null").write_text("kept")  # a refused entry is refused before its path is touched
+    with pytest.raises(InvalidArgument, match="device"):
+        apply_layer(io.BytesIO(data), dest, mode="flatten", allow_devices=False)
+    assert (dest / "null").read_text() == "kept"
     apply_layer(io.BytesIO(data), dest, allow_devices=True)
     assert os.major((dest / "null").lstat().st_rdev) == 1
 

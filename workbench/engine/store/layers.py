@@ -196,6 +196,8 @@ class _Applier:
         if base.startswith(WHITEOUT_PREFIX):
             self.whiteout(pdir, base, m)
             return
+        self.check_type(m)
+        link_target = self.link_target(m) if m.islnk() else ""
         path = f"{pdir}/{base}" if pdir else base
         self.unpacked.add(path)
         full = self.abspath(path)
@@ -217,23 +219,26 @@ class _Applier:
             if parent == pdir:
                 self.resolved[rel] = path
         elif m.issym():
-            if not m.linkname:
-                raise InvalidArgument(f"tar entry {m.name!r}: symlink with an empty target")
             os.symlink(m.linkname, full)
             self.own_links.add(path)
             self.metadata(full, m, fd=None, symlink=True)
         elif m.islnk():
-            self.hardlink(m, full)
+            os.link(link_target, full, follow_symlinks=False)
         elif m.ischr() or m.isblk():
-            if not self.allow_devices:
-                raise InvalidArgument(f"tar entry {m.name!r}: device nodes are not allowed here")
             kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
             os.mknod(full, kind | 0o600, os.makedev(m.devmajor, m.devminor))
             self.metadata(full, m, fd=None)
-        elif m.isfifo():
+        else:
             os.mknod(full, stat.S_IFIFO | 0o600)
             self.metadata(full, m, fd=None)
-        else:
+
+    def check_type(self, m: tarfile.TarInfo) -> None:
+        """Refuse an entry before anything at its path is touched."""
+        if (m.ischr() or m.isblk()) and not self.allow_devices:
+            raise InvalidArgument(f"tar entry {m.name!r}: device nodes are not allowed here")
+        if m.issym() and not m.linkname:
+            raise InvalidArgument(f"tar entry {m.name!r}: symlink with an empty target")
+        if not (m.isreg() or m.isdir() or m.issym() or m.islnk() or m.ischr() or m.isblk() or m.isfifo()):
             raise InvalidArgument(f"tar entry {m.name!r}: unsupported entry type {m.type!r}")
 
     def regular(self, tf: tarfile.TarFile, m: tarfile.TarInfo, full: str) -> None:
@@ -258,7 +263,8 @@ class _Applier:
         finally:
             os.close(fd)
 
-    def hardlink(self, m: tarfile.TarInfo, full: str) -> None:
+    def link_target(self, m: tarfile.TarInfo) -> str:
+        """The path a hardlink entry links to: inside dest, already there, not a directory."""
         target = _clean(m.linkname, f"tar entry {m.name!r}: hardlink target")
         tparent, _, tbase = target.rpartition("/")
         tdir = self.resolve_dir(tparent, m.name, create=False) if tbase else None
@@ -268,7 +274,7 @@ class _Applier:
                 f"tar entry {m.name!r}: hardlink target {m.linkname!r} is not in the layer")
         if os.path.isdir(tfull) and not os.path.islink(tfull):
             raise InvalidArgument(f"tar entry {m.name!r}: hardlink to directory {m.linkname!r}")
-        os.link(tfull, full, follow_symlinks=False)
+        return tfull
 
     def whiteout(self, pdir: str, base: str, m: tarfile.TarInfo) -> None:
         self.files += 1
