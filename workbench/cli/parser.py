@@ -9,6 +9,7 @@ the help text.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -69,6 +70,9 @@ class Parser(argparse.ArgumentParser):
         self.add_argument(*(("-h", "--help") if help_short else ("--help",)), action=_HelpAction)
 
     def error(self, message: str) -> NoReturn:
+        match = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
+        if match:
+            message = f"'{match.group(1)}' is not a {self.prog} command."
         raise UsageError(message, prog=self.prog)
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
@@ -84,7 +88,7 @@ def _verb(sub: _Sub, name: str, command: str, help: str, *, aliases: Sequence[st
           help_short: bool = True) -> Parser:
     p: Parser = sub.add_parser(name, aliases=list(aliases), help=help, description=help,
                                help_short=help_short)
-    p.set_defaults(command=command)
+    p.set_defaults(command=command, prog=p.prog)
     return p
 
 
@@ -98,8 +102,9 @@ def _filters(p: Parser) -> None:
                    help="Filter output based on conditions provided (key=value)")
 
 
-def _format(p: Parser) -> None:
-    p.add_argument("--format", help="Format output using a Go-style template ({{.Field}}, {{json .}})")
+def _format(p: Parser, *, short: bool = False) -> None:
+    flags = ("-f", "--format") if short else ("--format",)
+    p.add_argument(*flags, dest="format", help="Format output using a Go-style template ({{.Field}}, {{json .}})")
 
 
 def _force(p: Parser, help: str = "Do not prompt for confirmation") -> None:
@@ -161,7 +166,7 @@ def _image_verbs(sub: _Sub, prefix: bool) -> None:
     _build(_verb(sub, "build", "image_build", "Build an image from a Dockerfile"))
     if prefix:
         p = _verb(sub, "inspect", "image_inspect", "Display detailed information on one or more images")
-        _format(p)
+        _format(p, short=True)
         p.add_argument("images", nargs="+", metavar="IMAGE")
         p = _verb(sub, "prune", "image_prune", "Remove unused images")
         p.add_argument("-a", "--all", action="store_true", help="Remove all unused images, not just dangling")
@@ -344,7 +349,7 @@ def _container_verbs(sub: _Sub, prefix: bool) -> None:
     p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]")
     if prefix:
         p = _verb(sub, "inspect", "container_inspect", "Display detailed information on one or more containers")
-        _format(p)
+        _format(p, short=True)
         p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
         p.add_argument("containers", nargs="+", metavar="CONTAINER")
         p = _verb(sub, "prune", "container_prune", "Remove all stopped containers")
@@ -371,7 +376,7 @@ def _network_verbs(sub: _Sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="Only display network IDs")
     p.add_argument("--no-trunc", action="store_true", help="Do not truncate the output")
     p = _verb(sub, "inspect", "network_inspect", "Display detailed information on one or more networks")
-    _format(p)
+    _format(p, short=True)
     p.add_argument("-v", "--verbose", action="store_true", help="Verbose output for diagnostics")
     p.add_argument("networks", nargs="+", metavar="NETWORK")
     p = _verb(sub, "rm", "network_rm", "Remove one or more networks", aliases=("remove",))
@@ -401,7 +406,7 @@ def _volume_verbs(sub: _Sub) -> None:
     _format(p)
     p.add_argument("-q", "--quiet", action="store_true", help="Only display volume names")
     p = _verb(sub, "inspect", "volume_inspect", "Display detailed information on one or more volumes")
-    _format(p)
+    _format(p, short=True)
     p.add_argument("volumes", nargs="+", metavar="VOLUME")
     p = _verb(sub, "rm", "volume_rm", "Remove one or more volumes", aliases=("remove",))
     _force(p, "Force the removal of one or more volumes")
@@ -417,7 +422,7 @@ def _system_verbs(sub: _Sub) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="Show detailed information on space usage")
     _format(p)
     p = _verb(sub, "info", "info", "Display system-wide information")
-    _format(p)
+    _format(p, short=True)
     p = _verb(sub, "prune", "system_prune", "Remove unused data")
     p.add_argument("-a", "--all", action="store_true", help="Remove all unused images not just dangling ones")
     _force(p)
@@ -467,7 +472,7 @@ def build_parser() -> Parser:
     _image_verbs(sub, prefix=False)
     _container_verbs(sub, prefix=False)
     p = _verb(sub, "inspect", "inspect", "Return low-level information on objects")
-    _format(p)
+    _format(p, short=True)
     p.add_argument("--type", choices=["container", "image", "network", "volume"], help="Type to inspect")
     p.add_argument("-s", "--size", action="store_true", help="Display total file sizes for containers")
     p.add_argument("names", nargs="+", metavar="NAME|ID")
@@ -478,8 +483,8 @@ def build_parser() -> Parser:
     p.add_argument("server", nargs="?", help="Registry (default: Docker Hub)")
     p = _verb(sub, "logout", "logout", "Log out from a registry")
     p.add_argument("server", nargs="?", help="Registry (default: Docker Hub)")
-    _format(_verb(sub, "version", "version", "Show the client and engine version information"))
-    _format(_verb(sub, "info", "info", "Display system-wide information"))
+    _format(_verb(sub, "version", "version", "Show the client and engine version information"), short=True)
+    _format(_verb(sub, "info", "info", "Display system-wide information"), short=True)
     _image_verbs(_group(sub, "image", "Manage images"), prefix=True)
     _container_verbs(_group(sub, "container", "Manage containers"), prefix=True)
     _network_verbs(_group(sub, "network", "Manage networks"))
@@ -505,7 +510,12 @@ def parse(argv: Sequence[str], *, parser: Parser | None = None) -> argparse.Name
         if _PARSER is None:
             _PARSER = build_parser()
         parser = _PARSER
-    args = parser.parse_args(list(argv))
+    args, extra = parser.parse_known_args(list(argv))
+    prog = getattr(args, "prog", PROG)
+    if extra:
+        first = extra[0]
+        raise UsageError(f"unknown flag: {first}" if first.startswith("-") else
+                         f"{prog} got an unexpected argument: {first}", prog=prog)
     if not getattr(args, "command", None):
         raise UsageError("missing command", prog=PROG)
     return args
