@@ -765,3 +765,66 @@ def test_skip_unset_and_raw_modes():
 def test_env_from_list_and_go_quote():
     assert env_from_list(["A=1", "B=x=y", "C", "A=2"]) == {"A": "2", "B": "x=y", "C": ""}
     assert go_quote('a"b\\c\n\t\x01é') == '"a\\"b\\\\c\\n\\t\\x01é"'
+
+
+# --------------------------------------------------------------------------- moby parser test files
+
+CONTINUE_INDENT = """FROM ubuntu:14.04
+
+RUN echo hello\\
+  world\\
+  goodnight  \\
+  moon\\
+  light\\
+ning
+RUN echo hello  \\
+  world
+RUN echo hello  \\
+world
+RUN echo hello \\
+goodbye\\
+frog
+RUN echo hi \\
+ \\
+ world \\
+\\
+ good\\
+\\
+night
+RUN echo goodbye\\
+frog
+RUN echo good\\
+bye\\
+frog
+"""
+
+
+def test_moby_continue_indent():
+    assert [i.args[0] for i in instrs(CONTINUE_INDENT)] == [
+        "echo hello  world  goodnight    moon  lightning", "echo hello    world",
+        "echo hello  world", "echo hello goodbyefrog", "echo hi   world  goodnight",
+        "echo goodbyefrog", "echo goodbyefrog"]
+
+
+ESCAPES = """FROM ubuntu:14.04
+MAINTAINER Erik \\\\Hollensbe <erik@hollensbe.org>\\"
+
+RUN apt-get \\update && \\
+  apt-get \\"install znc -y
+ADD \\conf\\\\" /.znc
+
+RUN foo \\
+bar \\
+baz
+
+CMD [ "\\/usr\\\\\\"/bin/znc", "-f", "-r" ]
+"""
+
+
+def test_moby_escapes():
+    maintainer, run1, add, run2, cmd = instrs(ESCAPES)
+    assert maintainer.args == ('Erik \\\\Hollensbe <erik@hollensbe.org>\\"',)
+    assert run1.args == ('apt-get \\update &&   apt-get \\"install znc -y',)
+    assert add.args == ('\\conf\\\\"', "/.znc")
+    assert run2.args == ("foo bar baz",)
+    assert cmd.json_form and cmd.args == ('/usr\\"/bin/znc', "-f", "-r")

@@ -127,6 +127,15 @@ def test_from_with_platform_args_and_blank_base():
         plan_build(df, target="b")
 
 
+def test_from_and_target_take_names_not_indexes():
+    df = parse("FROM a AS builder\nFROM 0\n")
+    plan = plan_build(df)
+    assert plan.stages[-1].base == "0" and plan.stages[-1].base_stage is None
+    assert [s.index for s in plan.stages] == [1]
+    with pytest.raises(InvalidArgument, match='target stage "0" could not be found'):
+        plan_build(df, target="0")
+
+
 def test_from_a_later_stage_name_is_an_image():
     plan = plan_build(parse("FROM later AS first\nFROM x AS later\n"), target="first")
     assert plan.stages[0].base_stage is None and plan.stages[0].base == "later"
@@ -554,3 +563,15 @@ def test_source_hashing():
     assert combine_source_hashes([fh]) == fh
     multi = combine_source_hashes([fh, dh])
     assert multi.startswith("multi:") and multi != combine_source_hashes([dh, fh])
+
+
+def test_copy_heredoc_expansion_processes_backslashes_like_buildkit():
+    a = step("FROM busybox\nCOPY <<EOF /x\ncost \\$5 and C:\\\\dir\nEOF\n").action
+    assert a.inline == (InlineFile("EOF", "cost $5 and C:\\dir\n"),)
+
+
+def test_brief_examples():
+    s = step('FROM busybox\nARG GREETING\nENV MSG=x\nRUN echo "$MSG"\n', build_args={"GREETING": "hi"})
+    assert s.created_by() == '|1 GREETING=hi /bin/sh -c echo "$MSG"'
+    s = step("FROM busybox\nCOPY . /app\n")
+    assert s.created_by("dir:" + "0" * 64) == "/bin/sh -c #(nop) COPY dir:" + "0" * 64 + " in /app "

@@ -142,13 +142,14 @@ class Dockerfile:
     stages: tuple[Stage, ...]
     warnings: tuple[str, ...] = field(default=())
 
-    def stage(self, name_or_index: str) -> Stage | None:
-        """The stage called `name_or_index` (case-insensitive) or at that index."""
+    def stage(self, name_or_index: str, *, by_index: bool = True) -> Stage | None:
+        """The stage called `name_or_index` (case-insensitive) or, when `by_index`, at that
+        index (`COPY --from=0`; FROM and --target take names only)."""
         key = name_or_index.lower()
         for st in self.stages:
             if st.name and st.name == key:
                 return st
-        if key.isdigit() and int(key) < len(self.stages):
+        if by_index and key.isdigit() and int(key) < len(self.stages):
             return self.stages[int(key)]
         return None
 
@@ -172,9 +173,14 @@ class _Node:
 
 class _Directives:
     def __init__(self) -> None:
-        self.escape = "\\"
         self.done = False
         self.seen: dict[str, str] = {}
+        self._set_escape("\\")
+
+    def _set_escape(self, escape: str) -> None:
+        e = re.escape(escape)
+        self.escape = escape
+        self._continuation = re.compile(rf"([^{e}]){e}[ \t]*$|^{e}[ \t]*$")
 
     def feed(self, line: str) -> None:
         if self.done:
@@ -194,12 +200,11 @@ class _Directives:
             if m.group(2) not in ("`", "\\"):
                 raise _ParseError(
                     f"invalid escape token '{m.group(2)}' does not match ` or \\")
-            self.escape = m.group(2)
+            self._set_escape(m.group(2))
 
     def continuation(self, line: str) -> tuple[str, bool]:
         """Strip a trailing escape character; return (line, ends_here)."""
-        e = re.escape(self.escape)
-        m = re.search(rf"([^{e}]){e}[ \t]*$|^{e}[ \t]*$", line)
+        m = self._continuation.search(line)
         if not m:
             return line, True
         return line[: m.start()] + (m.group(1) or ""), False
@@ -445,10 +450,6 @@ def _name_val(rest: str, cmd: str, escape: str) -> tuple[list[str], bool]:
         k, _, v = w.partition("=")
         out += [k, v]
     return out, False
-
-
-class _NotStringArray(Exception):
-    pass
 
 
 def _reject_constant(name: str) -> None:

@@ -29,7 +29,7 @@ import copy
 import hashlib
 import json
 import posixpath
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,6 +44,7 @@ __all__ = ["DEFAULT_SHELL", "PROXY_ARGS", "Action", "BuildPlan", "ConfigAction",
            "plan_build", "source_hash", "unused_args_warning", "workdir_path"]
 
 JSON = dict[str, Any]
+_X = Callable[..., str]   # substitute one word: x(word, lexer=None) -> str, recording matches
 DEFAULT_SHELL = ("/bin/sh", "-c")
 # Docker's predefined args: usable without ARG, kept out of history and cache keys unless declared
 PROXY_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
@@ -348,8 +349,8 @@ def plan_build(dockerfile: Dockerfile, *, target: str | None = None,
     meta_env = {k: v for k, v in meta.items() if v is not None}
     meta_env.update({k: v for k in PROXY_ARGS if (v := build_args.get(k)) is not None})
     if target:
-        st = df.stage(target)
-        if st is None or not st.name:
+        st = df.stage(target, by_index=False)
+        if st is None:
             raise InvalidArgument(f'target stage "{target}" could not be found')
         target_index = st.index
     else:
@@ -359,8 +360,8 @@ def plan_build(dockerfile: Dockerfile, *, target: str | None = None,
     for st in df.stages:
         base = _expand(st.base, meta_env, df.escape, st.line)
         platform = _expand(st.platform, meta_env, df.escape, st.line) if st.platform else ""
-        ref = df.stage(base) if base else None
-        base_stage = ref.index if ref is not None and ref.name and ref.index < st.index else None
+        ref = df.stage(base, by_index=False) if base else None
+        base_stage = ref.index if ref is not None and ref.index < st.index else None
         if not base:
             raise BuildError(f"base name ({st.base}) should not be blank", line=st.line)
         bases[st.index] = (base, base_stage, platform)
@@ -599,7 +600,7 @@ class _StageState:
 
     # -- instructions that run something
 
-    def _run(self, ins: Instruction, x: Any, filtered: Mapping[str, str]) -> RunAction:
+    def _run(self, ins: Instruction, x: _X, filtered: Mapping[str, str]) -> RunAction:
         files: tuple[InlineFile, ...] = ()
         if ins.json_form:
             argv = list(ins.args)
@@ -620,7 +621,7 @@ class _StageState:
                          tuple(x(m) for m in ins.flag_all("mount")), ins.flag("network") or "",
                          ins.flag("security") or "")
 
-    def _copy(self, ins: Instruction, x: Any, env: Mapping[str, str]) -> CopyAction:
+    def _copy(self, ins: Instruction, x: _X, env: Mapping[str, str]) -> CopyAction:
         docs = {d.name: d for d in ins.heredocs}
         sources: list[str] = []
         inline: list[InlineFile] = []
@@ -657,10 +658,10 @@ class _StageState:
 
     # -- instructions that change only the config: (values, history comment)
 
-    def _pairs(self, ins: Instruction, x: Any) -> list[tuple[str, str]]:
+    def _pairs(self, ins: Instruction, x: _X) -> list[tuple[str, str]]:
         return [(x(k), x(v)) for k, v in zip(ins.args[::2], ins.args[1::2])]
 
-    def _env(self, ins: Instruction, x: Any, *_: Any) -> tuple[list[str], str]:
+    def _env(self, ins: Instruction, x: _X, *_: Any) -> tuple[list[str], str]:
         items = [f"{k}={v}" for k, v in self._pairs(ins, x)]
         env = list(self.config.get("Env") or [])
         for item in items:
@@ -673,7 +674,7 @@ class _StageState:
         self.config["Env"] = env
         return items, "ENV " + " ".join(items)
 
-    def _label(self, ins: Instruction, x: Any, *_: Any) -> tuple[list[str], str]:
+    def _label(self, ins: Instruction, x: _X, *_: Any) -> tuple[list[str], str]:
         pairs = self._pairs(ins, x)
         labels = dict(self.config.get("Labels") or {})
         labels.update(pairs)
@@ -681,7 +682,7 @@ class _StageState:
         items = [f"{k}={v}" for k, v in pairs]
         return items, "LABEL " + " ".join(items)
 
-    def _arg(self, ins: Instruction, x: Any, *_: Any) -> tuple[list[str], str]:
+    def _arg(self, ins: Instruction, x: _X, *_: Any) -> tuple[list[str], str]:
         decls = []
         for word in ins.args:
             key, eq, default = word.partition("=")
@@ -692,16 +693,16 @@ class _StageState:
         items = [k if v is None else f"{k}={v}" for k, v in decls]
         return items, "ARG " + " ".join(items)
 
-    def _workdir(self, ins: Instruction, x: Any, *_: Any) -> tuple[list[str], str]:
+    def _workdir(self, ins: Instruction, x: _X, *_: Any) -> tuple[list[str], str]:
         path = workdir_path(self.config.get("WorkingDir") or "", x(ins.args[0]))
         self.config["WorkingDir"] = path
         return [path], "WORKDIR " + path
 
-    def _user(self, ins: Instruction, x: Any, *_: Any) -> tuple[list[str], str]:
+    def _user(self, ins: Instruction, x: _X, *_: Any) -> tuple[list[str], str]:
         self.config["User"] = user = x(ins.args[0])
         return [user], "USER " + user
 
-    def _expose(self, ins: Instruction, x: Any, env: Mapping[str, str], matched: set[str]
+    def _expose(self, ins: Instruction, x: _X, env: Mapping[str, str], matched: set[str]
                 ) -> tuple[list[str], str]:
         ports: list[str] = []
         for word in ins.args:
@@ -714,7 +715,7 @@ class _StageState:
         self.config["ExposedPorts"] = exposed
         return ports, "EXPOSE " + " ".join(ports)
 
-    def _volume(self, ins: Instruction, x: Any, *_: Any) -> tuple[list[str], str]:
+    def _volume(self, ins: Instruction, x: _X, *_: Any) -> tuple[list[str], str]:
         vols = [x(v) for v in ins.args]
         if "" in vols:
             raise _StepError("VOLUME specified can not be an empty string")
@@ -723,7 +724,7 @@ class _StageState:
         self.config["Volumes"] = volumes
         return vols, f"VOLUME [{' '.join(vols)}]"
 
-    def _stopsignal(self, ins: Instruction, x: Any, *_: Any) -> tuple[list[str], str]:
+    def _stopsignal(self, ins: Instruction, x: _X, *_: Any) -> tuple[list[str], str]:
         sig = x(ins.args[0])
         _check_signal(sig)
         self.config["StopSignal"] = sig
