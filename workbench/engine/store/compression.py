@@ -30,7 +30,7 @@ from isal import igzip, isal_zlib
 from workbench.errors import InvalidArgument
 
 __all__ = [
-    "COMPRESSIONS", "GZIP_LEVEL", "ZSTD_LEVEL", "DigestingWriter", "GzipWriter", "LayerInfo",
+    "COMPRESSIONS", "DECOMPRESS_ERRORS", "GZIP_LEVEL", "ZSTD_LEVEL", "DigestingWriter", "GzipWriter", "LayerInfo",
     "LayerWriter", "ZstdWriter", "detect_compression", "open_decompressed", "write_layer",
 ]
 

@@ -27,6 +27,7 @@ Any bad archive raises `InvalidArgument`; the caller throws the partial director
 
 from __future__ import annotations
 
+import enum
 import errno
 import os
 import posixpath
@@ -39,7 +40,8 @@ from typing import BinaryIO, Literal, NamedTuple, Protocol
 from workbench.engine.store.compression import DECOMPRESS_ERRORS
 from workbench.errors import Conflict, Internal, InvalidArgument, WorkbenchError
 
-__all__ = ["ApplyStats", "Change", "ChangeKind", "apply_layer", "changes", "diff_to_tar", "dir_to_tar"]
+__all__ = ["ApplyStats", "Change", "ChangeKind", "Readable", "apply_layer", "changes", "diff_to_tar",
+           "dir_to_tar"]
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -433,7 +435,7 @@ def dir_to_tar(root: os.PathLike[str] | str, out: BinaryIO, *, epoch: int | None
     return _TarWalker(os.fspath(root), out, epoch=epoch, overlay=False, prefix=prefix.strip("/")).run()
 
 
-class ChangeKind:
+class ChangeKind(enum.IntEnum):
     """Docker's change kinds (`GET /containers/{id}/changes`)."""
 
     MODIFIED = 0
@@ -443,7 +445,7 @@ class ChangeKind:
 
 class Change(NamedTuple):
     path: str
-    kind: int
+    kind: ChangeKind
 
 
 def changes(upper: os.PathLike[str] | str, lowers: list[os.PathLike[str] | str]) -> list[Change]:
