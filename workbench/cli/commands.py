@@ -419,10 +419,8 @@ def volume_rm(client: Client, args: Args) -> list[Outcome]:
 
 
 def volume_prune(client: Client, args: Args) -> Any:
-    filters: dict[str, Any] = parse_filters(args.filter)
-    if args.all:
-        filters["all"] = ["true"]
-    return client.volumes.prune(filters=filters)
+    # At API 1.41 a prune removes every unused volume, named or anonymous, so `-a` changes nothing.
+    return client.volumes.prune(filters=parse_filters(args.filter))
 
 
 # -- registry and engine ----------------------------------------------------------------------------
