@@ -66,6 +66,7 @@ def build_engine(config: DaemonConfig) -> Engine:
         md.set_kv("engine_id", engine_id)
     content = ContentStore(config.content_dir)
     snapshots = OverlaySnapshotter(config.snapshots_dir)
+    snapshots.recover()  # temp dirs a crash left behind
     images = ImageService(md, content, snapshots)
     image_io = ImageIO(images, config.tmp_dir)
     runtime = Runtime(config.run_dir / "runtime", config.runtime)
@@ -186,16 +187,10 @@ async def serve(config: DaemonConfig, ready: asyncio.Event | None = None) -> Non
 async def _start_registry(config: DaemonConfig) -> Any:
     if not config.registry_addr:
         return None
-    from aiohttp import web
-
-    from workbench.engine.registry import make_registry_app
+    from workbench.engine.registry import make_registry_app, start_registry
     from workbench.engine.registry.storage import RegistryStorage
     app = make_registry_app(RegistryStorage(config.registry_dir))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    h, _, p = config.registry_addr.rpartition(":")
-    await web.TCPSite(runner, h or "127.0.0.1", int(p)).start()
-    return runner
+    return await start_registry(app, config.registry_addr)
 
 
 def _lock_root(config: DaemonConfig) -> Any:

@@ -72,3 +72,40 @@ async def iterate_in_thread(fn: Callable[[], Iterator[Any]]) -> AsyncIterator[An
             while True:
                 q.get_nowait()
         await worker
+
+
+class _QueueWriter:
+    """A file-like sink that hands each write to the event loop's queue (back-pressured)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, q: asyncio.Queue[bytes | None]) -> None:
+        self._loop, self._q = loop, q
+
+    def write(self, data: bytes) -> int:
+        if data:
+            asyncio.run_coroutine_threadsafe(self._q.put(bytes(data)), self._loop).result()
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+async def stream_writer(fn: Callable[[Any], Any]) -> AsyncIterator[bytes]:
+    """Run `fn(out)` — blocking code that writes to a file object — in a thread; yield its bytes."""
+    loop = asyncio.get_running_loop()
+    q: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=64)
+    out = _QueueWriter(loop, q)
+
+    def run() -> None:
+        try:
+            fn(out)
+        finally:
+            asyncio.run_coroutine_threadsafe(q.put(None), loop).result()
+
+    worker = loop.run_in_executor(None, run)
+    try:
+        while (chunk := await q.get()) is not None:
+            yield chunk
+    finally:
+        while not q.empty():
+            q.get_nowait()
+        await worker
