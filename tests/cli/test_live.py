@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.test_live import _free_port, start_registry
+from tests.client.helpers import free_port, start_registry
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -284,7 +284,7 @@ def test_volume_verbs_and_mounts(wb, name, cleanup):
 
 
 def test_publish_and_port(wb, name, cleanup):
-    port = _free_port()
+    port = free_port()
     cleanup.append(wb("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:80", "busybox", "httpd", "-f",
                       "-p", "80").stdout.strip())
     assert wb("port", name).stdout.strip() == f"80/tcp -> 127.0.0.1:{port}"

@@ -7,24 +7,17 @@ Each test uses its own names (a per-test prefix) and removes what it made. The `
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
-import sys
 import tarfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
+from tests.client.helpers import free_port, start_registry
 from workbench.cli.bootstrap import busybox_rootfs
 from workbench.client import Client, LogFrame, Mount
 from workbench.errors import BuildError, Conflict, InvalidArgument, NotFound, WorkbenchError
-
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
 def client(engine, busybox):
@@ -48,34 +41,6 @@ def cleanup(client):
             client.containers.remove(cid, force=True, volumes=True)
         except WorkbenchError:
             pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_registry(tmp: Path, htpasswd: Path | None = None) -> tuple[subprocess.Popen, str]:
-    addr = f"127.0.0.1:{_free_port()}"
-    argv = [sys.executable, "-m", "workbench.cli.main", "registry", "serve", "--root", str(tmp / "reg"),
-            "--addr", addr]
-    if htpasswd:
-        argv += ["--htpasswd", str(htpasswd)]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    host, port = addr.split(":")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((host, int(port)), 0.2).close()
-            return proc, addr
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "registry died")
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("registry did not start")
 
 
 @pytest.fixture(scope="module")
@@ -414,7 +379,7 @@ def test_volumes(client, cleanup, name):
 
 
 def test_published_port(client, cleanup):
-    port = _free_port()
+    port = free_port()
     cid = client.containers.create("busybox", ["httpd", "-f", "-p", "80", "-h", "/etc"],
                                    ports={"80/tcp": ("127.0.0.1", port)}).id
     cleanup.append(cid)
