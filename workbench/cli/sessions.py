@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,7 +62,12 @@ def start_exit_code(message: str) -> int:
 
 def _pump(stdin: IO[bytes], session: Any) -> None:
     """Copy stdin into an attached connection, then half-close it."""
-    read = getattr(stdin, "read1", stdin.read)
+    try:
+        fd = stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    # A raw fd read holds no interpreter lock, so a pump still blocked when the CLI exits is harmless.
+    read = (lambda n: os.read(fd, n)) if fd is not None else getattr(stdin, "read1", stdin.read)
     try:
         while data := read(65536):
             session.send(data)
