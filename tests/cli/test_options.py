@@ -53,3 +53,18 @@ def test_env_file_errors(tmp_path):
 ])
 def test_start_failures_map_like_docker(message, code):
     assert start_exit_code(message) == code
+
+
+def test_since_until_timestamps():
+    from workbench.cli.commands import timestamp
+
+    now = 1_700_000_000.0
+    assert timestamp("42m", now) == f"{now - 2520:.9f}"
+    assert timestamp("1h30m", now) == f"{now - 5400:.9f}"
+    assert timestamp("1.5s", now) == f"{now - 1.5:.9f}"
+    assert timestamp("1700000000") == "1700000000"
+    assert timestamp("2023-11-14T22:13:20Z") == f"{now:.9f}"
+    assert timestamp("2023-11-14") == f"{now - 80000:.9f}"
+    assert timestamp(None) is None
+    with pytest.raises(Exception, match="invalid value"):
+        timestamp("yesterday")

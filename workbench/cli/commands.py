@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from workbench.cli import sessions, transfer
 from workbench.client import Client
 from workbench.errors import InvalidArgument, NotFound, WorkbenchError
 
-__all__ = ["COMMANDS", "Outcome", "parse_filters"]
+__all__ = ["COMMANDS", "Outcome", "parse_filters", "timestamp"]
 
 Args = argparse.Namespace
 
@@ -185,7 +188,32 @@ def container_inspect(client: Client, args: Args) -> list[dict[str, Any]]:
 
 def container_logs(client: Client, args: Args) -> Any:
     return client.containers.stream_logs(args.container, follow=args.follow, timestamps=args.timestamps,
-                                         tail=args.tail, since=args.since, until=args.until)
+                                         tail=args.tail, since=timestamp(args.since),
+                                         until=timestamp(args.until))
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def timestamp(value: str | None, now: float | None = None) -> str | None:
+    """docker's `--since`/`--until`: a Go duration (`42m`, `1h30m`) back from now, an RFC 3339 time or
+    date, or Unix seconds, all sent as Unix seconds."""
+    if not value:
+        return None
+    text = value.strip()
+    if _DURATION.fullmatch(text) or (text and "".join(m.group(0) for m in _DURATION.finditer(text)) == text):
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(text))
+        return f"{(time.time() if now is None else now) - seconds:.9f}"
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return text
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise InvalidArgument(f"invalid value for \"since\"/\"until\": {value!r}") from err
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return f"{parsed.timestamp():.9f}"
 
 
 def container_rename(client: Client, args: Args) -> None:
