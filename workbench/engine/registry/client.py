@@ -1,0 +1,461 @@
+"""An async client of one OCI Distribution registry, over httpx: auth, manifests, blobs, uploads.
+
+`RegistryClient(domain, credentials)` talks to one registry (`docker.io` means
+`registry-1.docker.io`). Plain HTTP is used only for loopback hosts (127.0.0.0/8, ::1, localhost)
+and for registries the daemon lists as insecure; every other registry is spoken to over HTTPS.
+
+Auth follows the registry's challenge. A request answered 401 with
+`WWW-Authenticate: Basic ...` is retried with the Basic credentials, which are then sent with
+every later request. `WWW-Authenticate: Bearer realm=,service=,scope=` sends the client to the
+realm for a token (Basic credentials, or the OAuth2 refresh-token grant when an identity token
+is held); the token is cached per scope set and the request retried once. The scopes asked for
+are the challenge's plus those the client was created with (a push asks for `pull,push` on its
+repository and `pull` on every repository it may mount from, in one token).
+
+Every error reply becomes a `RegistryRequestError` (a WorkbenchError: 401, 403 and 404 keep
+their status, anything else is a 500 of the daemon) whose message is Docker's:
+`<code in words>: <message>` from the spec's error body, prefixed with the request where Docker
+does so (`Head "http://.../manifests/1": unauthorized: ...`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+from urllib.parse import quote, urljoin
+
+import httpx
+
+from workbench.engine.registry.transport import base_url, is_loopback, large_read_transport
+from workbench.errors import WorkbenchError
+from workbench.oci import mediatypes as mt
+from workbench.oci.digest import Digest, DigestMismatch
+
+__all__ = [
+    "MANIFEST_ACCEPT", "Credentials", "Manifest", "RegistryClient", "RegistryRequestError", "base_url",
+    "is_loopback", "parse_challenge",
+]
+
+DOCKER_HUB = "docker.io"
+MANIFEST_ACCEPT = ", ".join((mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST, mt.DOCKER_MANIFEST_LIST))
+MAX_MANIFEST = 4 << 20
+UPLOAD_CHUNK = 1 << 20
+_PARAM = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What `X-Registry-Auth` or `POST /auth` carries; every field may be empty."""
+
+    username: str = ""
+    password: str = ""
+    identity_token: str = ""
+    registry_token: str = ""
+
+    @property
+    def has_basic(self) -> bool:
+        return bool(self.username)
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A manifest or index exactly as the registry sent it."""
+
+    data: bytes
+    media_type: str
+    digest: str
+
+    def doc(self) -> dict[str, Any]:
+        return json.loads(self.data)
+
+
+class RegistryRequestError(WorkbenchError):
+    """The registry refused a request (or could not be reached)."""
+
+    def __init__(self, message: str, *, status: int = 500, remote_status: int = 0, code: str = "") -> None:
+        super().__init__(message, status=status)
+        self.remote_status = remote_status
+        self.code = code
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """`Bearer realm="r",service="s",scope="a b"` → ("bearer", {"realm": "r", ...})."""
+    scheme, _, rest = header.strip().partition(" ")
+    params = {k.lower(): (quoted if quoted or not bare else bare).replace('\\"', '"')
+              for k, quoted, bare in _PARAM.findall(rest)}
+    return scheme.lower(), params
+
+
+def error_text(response: httpx.Response, body: bytes | None = None) -> tuple[str, str]:
+    """(Docker-style message, first error code) from a registry error reply."""
+    raw = body if body is not None else b""
+    try:
+        doc = json.loads(raw) if raw else None
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        errors = doc.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            code = str(errors[0].get("code") or "")
+            message = str(errors[0].get("message") or "")
+            words = code.lower().replace("_", " ")
+            return (f"{words}: {message}" if words and message else words or message), code
+        if isinstance(doc.get("details"), str):  # token servers
+            return doc["details"], ""
+    phrase = response.reason_phrase or ""
+    text = raw.decode("utf-8", "replace").strip()[:200]
+    if response.status_code == 401:
+        return "unauthorized: " + (text or "authentication required"), "UNAUTHORIZED"
+    return f"{response.status_code} {phrase}".strip() + (f": {text}" if text else ""), ""
+
+
+def _status_for(remote: int) -> int:
+    return remote if remote in (401, 403, 404) else 500
+
+
+class _Auth:
+    """Credentials and the cached tokens of one client."""
+
+    def __init__(self, credentials: Credentials | None, scopes: Iterable[str]) -> None:
+        self.credentials = credentials or Credentials()
+        self.scopes = list(scopes)
+        self.header: str | None = None
+        self.tokens: dict[tuple[str, str, frozenset[str]], tuple[str, float]] = {}
+        if self.credentials.registry_token:
+            self.header = f"Bearer {self.credentials.registry_token}"
+
+    def basic(self) -> str | None:
+        if not self.credentials.has_basic:
+            return None
+        pair = f"{self.credentials.username}:{self.credentials.password}".encode()
+        return "Basic " + base64.b64encode(pair).decode()
+
+
+class RegistryClient:
+    """One registry, spoken to over httpx.AsyncClient. Use as an async context manager.
+
+    Args:
+        domain: `host[:port]` of the registry (`docker.io` for Docker Hub).
+        credentials: what the caller gave, or None for anonymous access.
+        scopes: token scopes to ask for besides the challenge's (`repository:x:pull,push`).
+        insecure: registries (host, host:port or CIDR) that may be spoken to over plain HTTP.
+    """
+
+    def __init__(self, domain: str, credentials: Credentials | None = None, *, scopes: Iterable[str] = (),
+                 insecure: Iterable[str] = (), timeout: float = 300.0,
+                 http: httpx.AsyncClient | None = None) -> None:
+        self.domain = domain
+        self.url = base_url(domain, insecure)
+        self._auth = _Auth(credentials, scopes)
+        self._own_http = http is None
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+        self._http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=30.0), follow_redirects=True, trust_env=True,
+            limits=limits, transport=large_read_transport(limits))
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self._http.aclose()
+
+    # -- requests with the auth dance --------------------------------------------------------
+    def _abs(self, path_or_url: str) -> str:
+        return path_or_url if "://" in path_or_url else self.url + path_or_url
+
+    async def _send(self, method: str, url: str, *, headers: dict[str, str] | None = None,
+                    body: Callable[[], Any] | None = None, stream: bool = False,
+                    params: dict[str, str] | None = None) -> httpx.Response:
+        """Send; on a 401 challenge authenticate and send once more (the body is rebuilt)."""
+        url = self._abs(url)
+        response: httpx.Response | None = None
+        for _attempt in (0, 1):
+            h = dict(headers or {})
+            if self._auth.header:
+                h["Authorization"] = self._auth.header
+            request = self._http.build_request(method, url, headers=h, params=params,
+                                               content=body() if body is not None else None)
+            try:
+                response = await self._http.send(request, stream=stream)
+            except httpx.TransportError as err:
+                raise RegistryRequestError(f'{method.title()} "{url}": {_transport_text(err)}') from err
+            challenge = response.headers.get("WWW-Authenticate", "")
+            if response.status_code != 401 or not challenge or _attempt == 1:
+                return response
+            await response.aread()
+            await response.aclose()
+            if not await self._authenticate(method, str(request.url), challenge):
+                return response
+        assert response is not None
+        return response
+
+    async def _authenticate(self, method: str, url: str, challenge: str) -> bool:
+        """Set the Authorization header for the challenge; False when nothing would change."""
+        scheme, params = parse_challenge(challenge)
+        if scheme == "basic":
+            header = self._auth.basic()
+            if header is None:
+                raise RegistryRequestError(f'{method.title()} "{url}": no basic auth credentials',
+                                           status=401, remote_status=401, code="UNAUTHORIZED")
+            if header == self._auth.header:
+                return False
+            self._auth.header = header
+            return True
+        if scheme != "bearer" or "realm" not in params:
+            raise RegistryRequestError(f'{method.title()} "{url}": unsupported auth challenge {challenge!r}',
+                                       status=401, remote_status=401)
+        scopes = set(self._auth.scopes)
+        scopes.update(s for s in params.get("scope", "").split(" ") if s)
+        header = "Bearer " + await self._token(params["realm"], params.get("service", ""), frozenset(scopes))
+        if header == self._auth.header and params.get("error") != "insufficient_scope":
+            return False
+        self._auth.header = header
+        return True
+
+    async def _token(self, realm: str, service: str, scopes: frozenset[str]) -> str:
+        key = (realm, service, scopes)
+        cached = self._auth.tokens.get(key)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        creds = self._auth.credentials
+        try:
+            if creds.identity_token:
+                form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
+                        "service": service, "client_id": "workbench", "scope": " ".join(sorted(scopes))}
+                reply = await self._http.post(realm, data=form)
+            else:
+                query = [("service", service)] if service else []
+                query += [("scope", s) for s in sorted(scopes)]
+                headers = {}
+                basic = self._auth.basic()
+                if basic:
+                    headers["Authorization"] = basic
+                reply = await self._http.get(realm, params=query, headers=headers)
+        except httpx.TransportError as err:
+            raise RegistryRequestError(f'Get "{realm}": {_transport_text(err)}') from err
+        if reply.status_code != 200:
+            text, code = error_text(reply, reply.content)
+            if reply.status_code in (401, 403) and not text.startswith("unauthorized"):
+                text = "unauthorized: " + text
+            raise RegistryRequestError(f'Get "{reply.request.url}": {text}', status=401,
+                                       remote_status=reply.status_code, code=code or "UNAUTHORIZED")
+        try:
+            doc = reply.json()
+        except ValueError:
+            doc = {}
+        token = str(doc.get("token") or doc.get("access_token") or "")
+        if not token:
+            raise RegistryRequestError(f'Get "{realm}": the token server gave no token', status=401)
+        ttl = doc.get("expires_in") or 60
+        self._auth.tokens[key] = (token, time.monotonic() + max(float(ttl) - 10.0, 5.0))
+        return token
+
+    async def _check(self, response: httpx.Response, method: str, *, prefix: bool = True) -> None:
+        """Raise RegistryRequestError for an error reply (reading and closing it)."""
+        if response.status_code < 400:
+            return
+        body = await response.aread()
+        await response.aclose()
+        text, code = error_text(response, body if method != "HEAD" else b"")
+        if method == "HEAD" and response.status_code == 404:
+            text, code = "not found", "NOT_FOUND"
+        if prefix:
+            text = f'{method.title()} "{response.request.url}": {text}'
+        raise RegistryRequestError(text, status=_status_for(response.status_code),
+                                   remote_status=response.status_code, code=code)
+
+    # -- the API ---------------------------------------------------------------------------
+    async def ping(self) -> None:
+        """`GET /v2/`, authenticating as challenged; raise when the credentials are refused."""
+        response = await self._send("GET", "/v2/")
+        await response.aread()
+        if response.status_code == 401:
+            raise RegistryRequestError(f"login attempt to {self.url}/v2/ failed with status: 401 Unauthorized",
+                                       status=401, remote_status=401, code="UNAUTHORIZED")
+        if response.status_code == 404:
+            raise RegistryRequestError(f"{self.url}/v2/ is not a registry (404)", status=404, remote_status=404)
+        await self._check(response, "GET")
+
+    async def get_manifest(self, repo: str, reference: str) -> Manifest:
+        """The manifest or index `reference` (tag or digest) names, verified when it is a digest."""
+        url = f"/v2/{repo}/manifests/{reference}"
+        response = await self._send("GET", url, headers={"Accept": MANIFEST_ACCEPT}, stream=True)
+        await self._check(response, "GET", prefix=False)
+        data = bytearray()
+        async for chunk in response.aiter_bytes():
+            data += chunk
+            if len(data) > MAX_MANIFEST:
+                await response.aclose()
+                raise RegistryRequestError(f"manifest {repo}:{reference} is larger than {MAX_MANIFEST} bytes")
+        data_b = bytes(data)
+        digest = "sha256:" + hashlib.sha256(data_b).hexdigest()
+        if reference.startswith("sha256:") and digest != reference:
+            raise DigestMismatch(f"manifest verification failed for digest {reference}")
+        return Manifest(data_b, _manifest_type(response.headers.get("Content-Type", ""), data_b), digest)
+
+    async def blob_exists(self, repo: str, digest: str) -> bool:
+        """`HEAD` the blob: whether the registry has it in `repo`."""
+        response = await self._send("HEAD", f"/v2/{repo}/blobs/{digest}")
+        await response.aread()
+        if response.status_code == 404:
+            return False
+        await self._check(response, "HEAD")
+        return True
+
+    @asynccontextmanager
+    async def blob(self, repo: str, digest: str) -> AsyncIterator[httpx.Response]:
+        """`GET` a blob as a streamed response (following redirects to blob storage)."""
+        response = await self._send("GET", f"/v2/{repo}/blobs/{digest}", stream=True)
+        try:
+            await self._check(response, "GET")
+            yield response
+        finally:
+            await response.aclose()
+
+    async def fetch_blob(self, repo: str, digest: str, limit: int = 64 << 20) -> bytes:
+        """A small blob (a config) in memory, verified against its digest."""
+        async with self.blob(repo, digest) as response:
+            data = bytearray()
+            async for chunk in response.aiter_raw():
+                data += chunk
+                if len(data) > limit:
+                    raise RegistryRequestError(f"blob {digest} is larger than {limit} bytes")
+        want = Digest.parse(digest)
+        got = hashlib.new(want.algorithm, data).hexdigest()
+        if got != want.encoded:
+            raise DigestMismatch(f"blob verification failed for digest {digest}: got {want.algorithm}:{got}")
+        return bytes(data)
+
+    async def mount_blob(self, repo: str, digest: str, source: str) -> str | None:
+        """Ask for a cross-repository mount: None when mounted, else the upload session to use."""
+        response = await self._send("POST", f"/v2/{repo}/blobs/uploads/",
+                                    params={"mount": digest, "from": source})
+        await response.aread()
+        await self._check(response, "POST")
+        if response.status_code == 201:
+            return None
+        return self._location(response)
+
+    async def start_upload(self, repo: str) -> str:
+        response = await self._send("POST", f"/v2/{repo}/blobs/uploads/")
+        await response.aread()
+        await self._check(response, "POST")
+        return self._location(response)
+
+    async def upload_blob(self, repo: str, digest: str, size: int, opener: Callable[[], BinaryIO], *,
+                          location: str | None = None, chunk_size: int | None = None,
+                          progress: Callable[[int], None] | None = None) -> None:
+        """Upload a blob: one PUT (monolithic) or PATCHes of `chunk_size` then the closing PUT.
+
+        `opener` returns a fresh readable file at offset 0 (called again if a retry is needed).
+        """
+        if location is None:
+            location = await self.start_upload(repo)
+        if chunk_size is None:
+            body = _file_body(opener, progress)
+            response = await self._send("PUT", _with_digest(location, digest), body=body,
+                                        headers={"Content-Type": "application/octet-stream",
+                                                 "Content-Length": str(size)})
+            await response.aread()
+            await self._check(response, "PUT")
+            return
+        location = await self._patch_chunks(location, size, opener, chunk_size, progress)
+        response = await self._send("PUT", _with_digest(location, digest),
+                                    headers={"Content-Length": "0"})
+        await response.aread()
+        await self._check(response, "PUT")
+
+    async def _patch_chunks(self, location: str, size: int, opener: Callable[[], BinaryIO], chunk_size: int,
+                            progress: Callable[[int], None] | None) -> str:
+        f = await asyncio.to_thread(opener)
+        try:
+            offset = 0
+            while offset < size:
+                data = await asyncio.to_thread(f.read, min(chunk_size, size - offset))
+                if not data:
+                    raise RegistryRequestError(f"blob ended at {offset} of {size} bytes")
+                end = offset + len(data) - 1
+                response = await self._send("PATCH", location, body=lambda d=data: d, headers={
+                    "Content-Type": "application/octet-stream", "Content-Length": str(len(data)),
+                    "Content-Range": f"{offset}-{end}"})
+                await response.aread()
+                await self._check(response, "PATCH")
+                location = self._location(response)
+                offset = end + 1
+                if progress is not None:
+                    progress(offset)
+        finally:
+            await asyncio.to_thread(f.close)
+        return location
+
+    async def put_manifest(self, repo: str, reference: str, data: bytes, media_type: str) -> str:
+        """PUT a manifest byte for byte; return its digest."""
+        response = await self._send("PUT", f"/v2/{repo}/manifests/{reference}", body=lambda: data,
+                                    headers={"Content-Type": media_type})
+        await response.aread()
+        await self._check(response, "PUT")
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+
+    def _location(self, response: httpx.Response) -> str:
+        loc = response.headers.get("Location")
+        if not loc:
+            raise RegistryRequestError(f"{response.request.method} {response.request.url}: the registry "
+                                       f"gave no upload Location")
+        return urljoin(str(response.request.url), loc)
+
+
+def _with_digest(location: str, digest: str) -> str:
+    return location + ("&" if "?" in location else "?") + "digest=" + quote(digest, safe="")
+
+
+def _file_body(opener: Callable[[], BinaryIO], progress: Callable[[int], None] | None) -> Callable[[], Any]:
+    """A body factory: each call gives a fresh async iterator over the file (read in a thread)."""
+    async def chunks() -> AsyncIterator[bytes]:
+        f = await asyncio.to_thread(opener)
+        sent = 0
+        try:
+            while True:
+                data = await asyncio.to_thread(f.read, UPLOAD_CHUNK)
+                if not data:
+                    break
+                sent += len(data)
+                yield data
+                if progress is not None:
+                    progress(sent)
+        finally:
+            await asyncio.to_thread(f.close)
+    return chunks
+
+
+def _manifest_type(content_type: str, data: bytes) -> str:
+    header = content_type.split(";", 1)[0].strip().lower()
+    if header in mt.ALL_MANIFESTS:
+        return header
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return header
+    if isinstance(doc, dict):
+        if isinstance(doc.get("mediaType"), str) and doc["mediaType"]:
+            return doc["mediaType"]
+        return mt.OCI_INDEX if "manifests" in doc else mt.OCI_MANIFEST
+    return header
+
+
+def _transport_text(err: httpx.TransportError) -> str:
+    text = str(err) or type(err).__name__
+    if isinstance(err, httpx.ConnectError):
+        return f"dial: {text}"
+    return text

@@ -1,0 +1,367 @@
+"""Pull: reference → manifest (index resolved to one platform) → config → layers → image record.
+
+`Puller.prepare` does everything that can fail before the 200 goes out (reference parsing, auth,
+the manifest and config fetches), so a missing image is a plain 404 and bad credentials a 401.
+`Puller.run` yields Docker's progress messages while the layers move:
+
+- every layer blob is downloaded at most once (`DOWNLOADS` at a time) and streamed through a
+  `ChunkPipe` into `LayerIngester.ingest` in a worker thread, so download, hashing, storing the
+  blob byte for byte and extraction overlap;
+- snapshots stack, so extraction follows chain order: a layer whose parent is ready when its
+  download starts is extracted in the same pass; the others are only stored (and their diff ID
+  checked) while they download, and extracted from the stored blob as soon as their parent is;
+- the image is recorded (`ImageIO.register`: config, the manifest exactly as received, the tag and
+  `repo@digest`) only after every layer is verified and unpacked, so a failed pull leaves no image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.engine.registry.client import Manifest, RegistryClient, RegistryRequestError
+from workbench.engine.registry.progress import ChunkPipe, EventSink, Meter, Progress, short_id
+from workbench.engine.services.image_io import LayerInfo
+from workbench.engine.store.compression import DECOMPRESS_ERRORS, open_decompressed
+from workbench.errors import InvalidArgument, NotFound, WorkbenchError
+from workbench.oci import mediatypes as mt
+from workbench.oci import reference
+from workbench.oci.digest import Digest, DigestMismatch
+from workbench.oci.image import chain_ids, default_platform, is_index, parse_platform, platform_matches
+
+__all__ = ["DOWNLOADS", "LayerRef", "PullJob", "Puller", "pull_reference"]
+
+DOWNLOADS = 4
+_BATCH = 1 << 20          # bytes handed to an ingest thread at a time
+
+
+@dataclass(frozen=True, slots=True)
+class LayerRef:
+    digest: str
+    size: int
+    media_type: str
+    diff_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PullJob:
+    ref: reference.Reference
+    client: RegistryClient
+    top_digest: str          # what the reference resolved to (an index's digest for a multi-platform image)
+    manifest: Manifest       # the platform's image manifest, exactly as received
+    config: bytes
+    config_digest: str
+    layers: tuple[LayerRef, ...]
+
+
+def pull_reference(from_image: str, tag: str | None) -> reference.Reference:
+    """`fromImage` + `tag` as dockerd reads them: the tag may be a digest; no tag means latest."""
+    ref = reference.parse(from_image)
+    if tag:
+        if ":" in tag:
+            Digest.parse(tag)
+            return reference.Reference(ref.domain, ref.path, None, tag)
+        ref = reference.parse(f"{ref.repository}:{tag}")
+    return ref.with_default_tag()
+
+
+class Puller:
+    """Pull images into the engine's stores (see the module docstring)."""
+
+    def __init__(self, images: Any, image_io: Any, pool: Executor) -> None:
+        self.images = images
+        self.io = image_io
+        self.layers = image_io.layers
+        self.snapshots = images.snapshots
+        self.content = images.content
+        self.pool = pool
+
+    # -- before the stream -------------------------------------------------------------------
+    async def prepare(self, ref: reference.Reference, client: RegistryClient,
+                      platform: str | None = None) -> PullJob:
+        """Resolve `ref` to one image manifest and its config; raise before any progress is sent."""
+        path = ref.path
+        try:
+            top = await client.get_manifest(path, ref.digest or ref.tag or "latest")
+        except RegistryRequestError as err:
+            if err.remote_status == 404:
+                raise NotFound(f"manifest for {ref.familiar} not found: {err.message}") from err
+            raise
+        manifest = top
+        doc = _json(top.data)
+        if is_index(top.media_type, doc):
+            child = _pick_platform(doc, parse_platform(platform) if platform else default_platform())
+            manifest = await client.get_manifest(path, child)
+            doc = _json(manifest.data)
+        if manifest.media_type not in mt.MANIFESTS and "layers" not in doc:
+            raise InvalidArgument(f"unsupported manifest media type {manifest.media_type!r} for {ref.familiar}")
+        config_desc = doc.get("config") or {}
+        config_digest = str(config_desc.get("digest", ""))
+        Digest.parse(config_digest)
+        config = await client.fetch_blob(path, config_digest)
+        diff_ids = (_json(config).get("rootfs") or {}).get("diff_ids") or []
+        descs = doc.get("layers") or []
+        if len(diff_ids) != len(descs):
+            raise InvalidArgument(f"invalid image {ref.familiar}: {len(descs)} layers in the manifest but "
+                                  f"{len(diff_ids)} diff IDs in the config")
+        layers = tuple(LayerRef(str(d["digest"]), int(d.get("size") or 0), str(d.get("mediaType") or
+                                mt.OCI_LAYER_GZIP), str(did)) for d, did in zip(descs, diff_ids))
+        for layer in layers:
+            Digest.parse(layer.digest)
+            Digest.parse(layer.diff_id)
+        return PullJob(ref, client, top.digest, manifest, config, config_digest, layers)
+
+    # -- the stream ----------------------------------------------------------------------------
+    def run(self, job: PullJob) -> AsyncIterator[Progress]:
+        sink = EventSink()
+        return sink.run(self._pull(job, sink))
+
+    async def _pull(self, job: PullJob, sink: EventSink) -> None:
+        ref = job.ref
+        sink.status(f"Pulling from {ref.path}", ref.digest or ref.tag)
+        existing = self.images.find(job.config_digest)
+        have_all = existing is not None and (not job.layers or self.snapshots.exists(
+            chain_ids([lr.diff_id for lr in job.layers])[-1]))
+        if not have_all:
+            infos = await _LayerPull(self, job, sink).run()
+            loop = asyncio.get_running_loop()
+            before = self._points_at(ref)
+            await loop.run_in_executor(self.pool, functools.partial(
+                self.io.register, job.config, infos, tags=[ref.familiar] if ref.tag else [],
+                manifest=job.manifest.data, manifest_media_type=job.manifest.media_type,
+                repo_digest=f"{ref.familiar_name}@{job.top_digest}"))
+        else:
+            before = self._points_at(ref)
+            if ref.tag:
+                self.images.tag(job.config_digest, ref.familiar_name, ref.tag)
+            add_repo_digest(self.images, f"{ref.familiar_name}@{job.top_digest}", job.config_digest)
+        sink.status(f"Digest: {job.top_digest}")
+        if before == job.config_digest:
+            sink.status(f"Status: Image is up to date for {ref.familiar}")
+        else:
+            sink.status(f"Status: Downloaded newer image for {ref.familiar}")
+
+    def _points_at(self, ref: reference.Reference) -> str | None:
+        try:
+            rec = self.images.find(ref.familiar)
+        except WorkbenchError:
+            return None
+        return rec.id if rec is not None else None
+
+
+class _LayerPull:
+    """The layers of one pull: downloads, ingestion and extraction in chain order."""
+
+    def __init__(self, puller: Puller, job: PullJob, sink: EventSink) -> None:
+        self.p, self.job, self.sink = puller, job, sink
+        self.loop = asyncio.get_running_loop()
+        n = len(job.layers)
+        self.chains = chain_ids([lr.diff_id for lr in job.layers])
+        self.ready = [asyncio.Event() for _ in range(n)]
+        self.infos: list[Any] = [None] * n
+        self.blobs: dict[str, asyncio.Future[Any]] = {}
+        self.slots = asyncio.Semaphore(DOWNLOADS)
+
+    async def run(self) -> list[Any]:
+        todo = []
+        for i, layer in enumerate(self.job.layers):
+            info = self.p.layers.known(layer.diff_id)
+            if info is not None and self.p.snapshots.exists(self.chains[i]):
+                self.infos[i] = info
+                self.ready[i].set()
+                self.sink.layer("Already exists", short_id(layer.digest))
+            else:
+                todo.append(i)
+        firsts = []
+        for i in todo:
+            digest = self.job.layers[i].digest
+            if digest not in self.blobs:
+                self.blobs[digest] = self.loop.create_future()
+                firsts.append(i)
+                self.sink.layer("Pulling fs layer", short_id(digest))
+        for i in firsts[DOWNLOADS:]:
+            self.sink.layer("Waiting", short_id(self.job.layers[i].digest))
+        tasks = [asyncio.ensure_future(self._layer(i, i in firsts)) for i in todo]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for fut in self.blobs.values():
+                if not fut.done():
+                    fut.cancel()
+            raise
+        return self.infos
+
+    async def _layer(self, i: int, first: bool) -> None:
+        layer = self.job.layers[i]
+        sid = short_id(layer.digest)
+        inline = False
+        if first:
+            async with self.slots:
+                inline = i == 0 or self.ready[i - 1].is_set()
+                try:
+                    info = await self._download(i, inline)
+                except BaseException as err:
+                    self.blobs[layer.digest].set_exception(err)
+                    self.blobs[layer.digest].exception()  # retrieved: the failing task reports it
+                    raise
+            self.blobs[layer.digest].set_result(info)
+        else:
+            info = await asyncio.shield(self.blobs[layer.digest])
+        if i > 0:
+            await self.ready[i - 1].wait()
+        if info is None or not self.p.snapshots.exists(self.chains[i]):
+            info = await self._extract(i, sid if first else None)
+        elif first:
+            self.sink.layer("Extracting", sid, layer.size, layer.size)
+        if first:
+            self.sink.layer("Pull complete", sid)
+        self.infos[i] = info
+        self.ready[i].set()
+
+    async def _download(self, i: int, inline: bool) -> Any:
+        """Download one blob into the stores: `ingest` (stored and extracted in one pass) when its
+        parent is ready, else just stored (verified) for `_extract` to unpack later."""
+        layer = self.job.layers[i]
+        sid = short_id(layer.digest)
+        pipe = ChunkPipe()
+        if inline:
+            kwargs = {"blob_digest": layer.digest, "media_type": layer.media_type, "diff_id": layer.diff_id,
+                      "parent_chain": self.chains[i - 1] if i else None}
+            work = self.loop.run_in_executor(self.p.pool, _ingest, self.p.layers, pipe, kwargs)
+        else:
+            work = self.loop.run_in_executor(self.p.pool, _store, self.p.content, pipe, layer.digest)
+        meter = Meter(self.sink.emit, "Downloading", sid, layer.size)
+        try:
+            got = 0
+            buf = bytearray()
+            async with self.job.client.blob(self.job.ref.path, layer.digest) as response:
+                async for chunk in response.aiter_raw():
+                    got += len(chunk)
+                    if layer.size and got > layer.size:
+                        raise InvalidArgument(f"filesystem layer verification failed for digest "
+                                              f"{layer.digest}: more than {layer.size} bytes")
+                    buf += chunk
+                    if len(buf) >= _BATCH:                # fewer, larger hand-overs to the thread
+                        await pipe.put(bytes(buf))
+                        buf.clear()
+                        meter.update(got)
+            await pipe.put(bytes(buf))
+            pipe.finish()
+        except BaseException as err:
+            pipe.finish(err if isinstance(err, Exception) else WorkbenchError("pull cancelled"))
+            await asyncio.gather(work, return_exceptions=True)
+            raise
+        meter.finish()
+        self.sink.layer("Verifying Checksum", sid)
+        try:
+            info = await work
+        except DigestMismatch as err:
+            raise InvalidArgument(f"filesystem layer verification failed for digest {layer.digest}") from err
+        if info is not None and info.diff_id != layer.diff_id:
+            raise InvalidArgument(f"layer {layer.digest}: diff ID mismatch: the config says {layer.diff_id}, "
+                                  f"the content is {info.diff_id}")
+        self.sink.layer("Download complete", sid)
+        return info
+
+    async def _extract(self, i: int, sid: str | None) -> Any:
+        """Unpack a stored blob as snapshot `chains[i]` (verifying its diff ID) and record the layer."""
+        layer = self.job.layers[i]
+        meter = Meter(self.sink.emit_threadsafe, "Extracting", sid or "", layer.size)
+        parent = self.chains[i - 1] if i else None
+        p = self.p
+
+        def work() -> Any:
+            with p.content.open(layer.digest, verify=False) as f:   # verified as it was stored
+                tar = _Counting(open_decompressed(_Counting(f, meter.update if sid else None)), None)
+                try:
+                    p.snapshots.create_layer(self.chains[i], parent, tar, diff_id=layer.diff_id)
+                except DECOMPRESS_ERRORS as err:
+                    raise InvalidArgument(f"layer {layer.digest}: {err}") from err
+            if sid:
+                meter.finish()
+            known = p.layers.known(layer.diff_id)
+            if known is not None and known.blob_digest == layer.digest and not tar.count:
+                return known
+            info = LayerInfo(layer.diff_id, layer.digest, layer.media_type, p.content.size(layer.digest),
+                             tar.count)
+            record_layer(p.images, info)
+            return info
+
+        return await self.loop.run_in_executor(self.p.pool, work)
+
+
+def _ingest(layers: Any, pipe: ChunkPipe, kwargs: dict[str, Any]) -> Any:
+    try:
+        return layers.ingest(pipe, **kwargs)
+    finally:
+        pipe.abandon()
+
+
+def _store(content: Any, pipe: ChunkPipe, digest: str) -> None:
+    """Write a blob to the content store as it arrives; commit verifies its digest."""
+    try:
+        with content.writer() as w:
+            while data := pipe.read(1 << 20):
+                w.write(data)
+            w.commit(digest)
+    finally:
+        pipe.abandon()
+
+
+class _Counting:
+    """A reader that counts (and optionally reports) the bytes that go through it."""
+
+    def __init__(self, f: Any, report: Any) -> None:
+        self._f, self._report, self.count = f, report, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self.count += len(data)
+        if self._report is not None and data:
+            self._report(self.count)
+        return data
+
+
+def _json(data: bytes) -> dict[str, Any]:
+    import json
+    try:
+        doc = json.loads(data)
+    except ValueError as err:
+        raise InvalidArgument(f"invalid manifest or config: {err}") from err
+    if not isinstance(doc, dict):
+        raise InvalidArgument("invalid manifest or config: not a JSON object")
+    return doc
+
+
+def _pick_platform(index: dict[str, Any], want: dict[str, Any]) -> str:
+    entries = [e for e in index.get("manifests") or [] if isinstance(e, dict)]
+    exact = [e for e in entries if platform_matches(want, e.get("platform"))
+             and (e.get("platform") or {}).get("variant") == want.get("variant")]
+    loose = [e for e in entries if platform_matches(want, e.get("platform"))]
+    for e in exact or loose:
+        return str(e.get("digest"))
+    text = "/".join(str(want[k]) for k in ("os", "architecture", "variant") if want.get(k))
+    raise NotFound(f"no matching manifest for {text} in the manifest list entries")
+
+
+def record_layer(images: Any, info: LayerInfo) -> None:
+    """Record diff ID → blob in the layers table, as `LayerIngester.ingest` does (no public method yet)."""
+    with images.md.transaction() as tx:
+        tx.execute("INSERT OR REPLACE INTO layers(diff_id, blob_digest, media_type, size, uncompressed_size) "
+                   "VALUES (?,?,?,?,?)", (info.diff_id, info.blob_digest, info.media_type, info.size,
+                                          info.uncompressed_size))
+
+
+def add_repo_digest(images: Any, name: str, image_id: str) -> None:
+    """Record `repo@sha256:...` → image (ImageService has no method for this yet)."""
+    repo = name.split("@", 1)[0]
+    with images.md.transaction() as tx:
+        tx.execute("INSERT OR REPLACE INTO repo_digests(name, repo, image_id) VALUES (?,?,?)",
+                   (name, repo, image_id))

@@ -1,0 +1,116 @@
+"""The distribution service: pull, push and login, over the engine's image stores.
+
+`Transfers` is what the API layer calls (`api/distribution.py`); it knows nothing of the Docker
+API, only of references, credentials and the stores. Each operation gets its own
+`RegistryClient` (its own connections and token cache); blocking work (ingesting, extracting,
+hashing) runs on the service's thread pool, off the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
+from typing import Any
+
+from workbench.engine.registry.client import DOCKER_HUB, Credentials, RegistryClient
+from workbench.engine.registry.progress import Progress
+from workbench.engine.registry.pull import PullJob, Puller, pull_reference
+from workbench.engine.registry.push import PushJob, Pusher
+from workbench.errors import InvalidArgument
+
+__all__ = ["PreparedPull", "PreparedPush", "Transfers", "registry_domain"]
+
+_HUB_NAMES = {"", "docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+
+
+def registry_domain(server_address: str) -> str:
+    """`https://index.docker.io/v1/` → `docker.io`; `http://127.0.0.1:5000/` → `127.0.0.1:5000`."""
+    text = server_address.strip()
+    for prefix in ("https://", "http://"):
+        text = text.removeprefix(prefix)
+    host = text.split("/", 1)[0]
+    return DOCKER_HUB if host in _HUB_NAMES else host
+
+
+class PreparedPull:
+    """A pull resolved up to its layers: iterate `events()` (once) to run it."""
+
+    def __init__(self, puller: Puller, job: PullJob) -> None:
+        self._puller, self.job = puller, job
+
+    async def events(self) -> AsyncIterator[Progress]:
+        try:
+            async with aclosing(self._puller.run(self.job)) as events:
+                async for ev in events:
+                    yield ev
+        finally:
+            await self.job.client.aclose()
+
+    async def aclose(self) -> None:
+        await self.job.client.aclose()
+
+
+class PreparedPush:
+    """A push whose local images are resolved: iterate `events()` (once) to run it."""
+
+    def __init__(self, pusher: Pusher, job: PushJob, client: RegistryClient) -> None:
+        self._pusher, self.job, self._client = pusher, job, client
+
+    async def events(self) -> AsyncIterator[Progress]:
+        try:
+            async with aclosing(self._pusher.run(self.job, self._client)) as events:
+                async for ev in events:
+                    yield ev
+        finally:
+            await self._client.aclose()
+
+
+class Transfers:
+    """Pull, push and login against registries, for one engine.
+
+    Args:
+        images: the ImageService (catalogue, content store, snapshots, metadata).
+        image_io: the ImageIO (register, LayerIngester).
+        insecure: registries (host, host:port or CIDR) reachable over plain HTTP besides loopback.
+        workers: threads for ingesting and extracting layers.
+    """
+
+    def __init__(self, images: Any, image_io: Any, *, insecure: Iterable[str] = (), workers: int = 16) -> None:
+        self.images = images
+        self.image_io = image_io
+        self.insecure = tuple(insecure)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transfer")
+        self.puller = Puller(images, image_io, self.pool)
+        self.pusher = Pusher(images, image_io)
+
+    def client(self, domain: str, credentials: Credentials | None, scopes: Iterable[str] = ()) -> RegistryClient:
+        return RegistryClient(domain, credentials, scopes=scopes, insecure=self.insecure)
+
+    async def prepare_pull(self, from_image: str, tag: str | None = None, *, platform: str | None = None,
+                           credentials: Credentials | None = None) -> PreparedPull:
+        """Resolve what `fromImage`/`tag` names; raise (404, 401, ...) before any progress is sent."""
+        ref = pull_reference(from_image, tag)
+        client = self.client(ref.domain, credentials, [f"repository:{ref.path}:pull"])
+        try:
+            job = await self.puller.prepare(ref, client, platform)
+        except BaseException:
+            await client.aclose()
+            raise
+        return PreparedPull(self.puller, job)
+
+    def prepare_push(self, name: str, tag: str | None = None, *,
+                     credentials: Credentials | None = None) -> PreparedPush:
+        """Resolve the local images to push; raise 404 for an unknown tag before any progress."""
+        job = self.pusher.prepare(name, tag)
+        return PreparedPush(self.pusher, job, self.client(job.ref.domain, credentials, job.scopes()))
+
+    async def login(self, server_address: str, credentials: Credentials) -> None:
+        """Check credentials against a registry (`GET /v2/` and its challenge); raise 401 if refused."""
+        if not credentials.username and not credentials.identity_token:
+            raise InvalidArgument("a username is required to log in")
+        async with self.client(registry_domain(server_address), credentials) as client:
+            await client.ping()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
