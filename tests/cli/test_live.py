@@ -327,3 +327,18 @@ def test_usage_errors_from_the_real_command(wb):
     proc = wb("run", "--cpus", "many", "busybox", code=125)
     assert "See 'workbench run --help'." in proc.stderr
     assert wb("ps", "--bogus", code=125).stderr.startswith("unknown flag: --bogus")
+
+
+def test_engine_start_status_stop_on_a_second_root(wb, tmp_path):
+    """`engine start --detach` on its own root and socket, then `status`, a request, and `stop`."""
+    root, sock = tmp_path / "root2", f"unix://{tmp_path}/second.sock"
+    second = WB(sock, tmp_path / "cfg2")
+    second("engine", "start", "--root", str(root), "--host", sock, "--detach", timeout=60)
+    try:
+        assert second("engine", "status", "--root", str(root)).returncode == 0
+        assert second("ps", "-a").stdout.split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS",
+                                                     "PORTS", "NAMES"]
+    finally:
+        second("engine", "stop", "--root", str(root), timeout=60)
+    assert second("engine", "status", "--root", str(root), code=1).returncode == 1
+    assert "Cannot connect" in second("ps", code=1).stderr
