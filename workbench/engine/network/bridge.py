@@ -27,6 +27,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from workbench.engine.network import netns
 
 DEFAULT_MTU = 1500
+OWNER_PREFIX = "workbench:"
 
 
 def bridge_name(tag: str, network_id: str, default: bool = False) -> str:
@@ -70,8 +71,11 @@ def links_with_prefix(ipr: Any, prefix: str) -> list[str]:
 
 
 def ensure_bridge(ipr: Any, name: str, gateway: ipaddress.IPv4Address, prefixlen: int,
-                  mtu: int = DEFAULT_MTU) -> int:
-    """Create (or adopt) bridge `name` with `gateway/prefixlen` on it, up. Idempotent."""
+                  mtu: int = DEFAULT_MTU, owner: str = "") -> int:
+    """Create (or adopt) bridge `name` with `gateway/prefixlen` on it, up. Idempotent.
+
+    `owner` (the engine's run dir) goes into the link's alias as "workbench:<run dir>", so an engine
+    can later recognise bridges whose root has been deleted (cleanup.gc_orphans)."""
     idx = _index(ipr, name)
     if idx is None:
         try:
@@ -86,7 +90,10 @@ def ensure_bridge(ipr: Any, name: str, gateway: ipaddress.IPv4Address, prefixlen
         ipr.addr("del", index=idx, address=addr, prefixlen=plen)
     if (str(gateway), prefixlen) not in have:
         ipr.addr("add", index=idx, address=str(gateway), prefixlen=prefixlen)
-    ipr.link("set", index=idx, state="up", mtu=mtu)
+    if owner:
+        ipr.link("set", index=idx, state="up", mtu=mtu, ifalias=f"{OWNER_PREFIX}{owner}")
+    else:
+        ipr.link("set", index=idx, state="up", mtu=mtu)
     _sysctl(f"net/ipv4/conf/{name}/route_localnet", "1")
     _sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "1")
     return idx

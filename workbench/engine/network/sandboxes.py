@@ -70,7 +70,8 @@ class Context:
     def ensure_bridge(self, n: rec.Network) -> None:
         if n.bridge in self.bridges_ok or n.subnet is None:
             return
-        br.ensure_bridge(self.kernel.ipr, n.bridge, n.subnet.gateway, n.subnet.prefixlen, n.mtu)
+        br.ensure_bridge(self.kernel.ipr, n.bridge, n.subnet.gateway, n.subnet.prefixlen, n.mtu,
+                         owner=str(self.netns_dir.parent))
         self.bridges_ok.add(n.bridge)
 
     def sync_firewall(self) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 from workbench.engine.network import bridge as br
 from workbench.engine.network import ipam, netns
 from workbench.engine.network import records as rec
+from workbench.engine.network.cleanup import gc_orphans
 from workbench.engine.network.firewall import Firewall
 from workbench.engine.network.kernel import Kernel
 from workbench.engine.network.sandboxes import Context, EndpointRequest, NetSetup, Sandboxes, endpoint_settings
@@ -79,6 +80,8 @@ class NetworkService:
 
     def _start(self) -> None:
         netns.prepare_dir(self.ctx.netns_dir)
+        with contextlib.suppress(Exception):
+            gc_orphans(self.kernel.ipr)
         for name in rec.PREDEFINED:
             if rec.network_by(self.md, name=name) is None:
                 self._create_predefined(name)
@@ -254,11 +257,11 @@ class NetworkService:
         doc = self._container(container)
         cid = doc["Id"] if doc else container
         mode = ((doc or {}).get("HostConfig") or {}).get("NetworkMode") or "default"
-        if mode in ("host", "none") or mode.startswith("container:"):
+        sb = rec.sandbox(self.md, cid)
+        if mode in ("host", "none") or mode.startswith("container:") or (sb is not None and sb.mode != "bridge"):
             raise Forbidden("container sharing network namespace with another container or host cannot be "
                             "connected to any other network")
-        sb = rec.sandbox(self.md, cid)
-        if sb is not None and sb.mode == "bridge" and self.sandboxes.is_live(sb):
+        if sb is not None and self.sandboxes.is_live(sb):
             settings = self.sandboxes.attach(cid, n, req)
         elif doc is None:
             raise NotFound(f"No such container: {container}")
