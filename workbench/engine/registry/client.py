@@ -128,6 +128,7 @@ class _Auth:
         self.credentials = credentials or Credentials()
         self.scopes = list(scopes)
         self.header: str | None = None
+        self.lock = asyncio.Lock()
         self.tokens: dict[tuple[str, str, frozenset[str]], tuple[str, float]] = {}
         if self.credentials.registry_token:
             self.header = f"Bearer {self.credentials.registry_token}"
@@ -181,10 +182,11 @@ class RegistryClient:
         """Send; on a 401 challenge authenticate and send once more (the body is rebuilt)."""
         url = self._abs(url)
         response: httpx.Response | None = None
-        for _attempt in (0, 1):
+        for attempt in (0, 1):
+            sent = self._auth.header
             h = dict(headers or {})
-            if self._auth.header:
-                h["Authorization"] = self._auth.header
+            if sent:
+                h["Authorization"] = sent
             request = self._http.build_request(method, url, headers=h, params=params,
                                                content=body() if body is not None else None)
             try:
@@ -192,12 +194,14 @@ class RegistryClient:
             except httpx.TransportError as err:
                 raise RegistryRequestError(f'{method.title()} "{url}": {_transport_text(err)}') from err
             challenge = response.headers.get("WWW-Authenticate", "")
-            if response.status_code != 401 or not challenge or _attempt == 1:
+            if response.status_code != 401 or not challenge or attempt == 1:
                 return response
             await response.aread()
             await response.aclose()
-            if not await self._authenticate(method, str(request.url), challenge):
-                return response
+            async with self._auth.lock:        # concurrent requests share one token fetch
+                if self._auth.header == sent and not await self._authenticate(method, str(request.url),
+                                                                               challenge):
+                    return response
         assert response is not None
         return response
 
@@ -292,7 +296,7 @@ class RegistryClient:
         """The manifest or index `reference` (tag or digest) names, verified when it is a digest."""
         url = f"/v2/{repo}/manifests/{reference}"
         response = await self._send("GET", url, headers={"Accept": MANIFEST_ACCEPT}, stream=True)
-        await self._check(response, "GET", prefix=False)
+        await self._check(response, "GET", prefix=response.status_code != 404)
         data = bytearray()
         async for chunk in response.aiter_bytes():
             data += chunk

@@ -110,6 +110,7 @@ class Meter:
         self._emit, self.status, self.id, self.total = emit, status, id, total
         self.interval = interval
         self._last = 0.0
+        self._reported = -1
         self.current = 0
 
     def update(self, current: int) -> None:
@@ -117,12 +118,16 @@ class Meter:
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
-            self._emit(Progress(self.status, self.id, current, self.total, layer=True))
+            self._report()
 
     def finish(self) -> None:
-        """Report the final count (once more, unless it was the last thing reported)."""
-        if self.current:
-            self._emit(Progress(self.status, self.id, self.current, self.total, layer=True))
+        """Report the final count, unless it was the last thing reported."""
+        if self.current != self._reported:
+            self._report()
+
+    def _report(self) -> None:
+        self._reported = self.current
+        self._emit(Progress(self.status, self.id, self.current, self.total, layer=True))
 
 
 class PipeClosed(Exception):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gzip
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -251,8 +252,11 @@ class _LayerPull:
                     if len(buf) >= _BATCH:                # fewer, larger hand-overs to the thread
                         await pipe.put(bytes(buf))
                         buf.clear()
-                        meter.update(got)
+                    meter.update(got)
             await pipe.put(bytes(buf))
+            if layer.size and got != layer.size:
+                raise InvalidArgument(f"filesystem layer verification failed for digest {layer.digest}: "
+                                      f"got {got} of {layer.size} bytes")
             pipe.finish()
         except BaseException as err:
             pipe.finish(err if isinstance(err, Exception) else WorkbenchError("pull cancelled"))
@@ -264,6 +268,10 @@ class _LayerPull:
             info = await work
         except DigestMismatch as err:
             raise InvalidArgument(f"filesystem layer verification failed for digest {layer.digest}") from err
+        except InvalidArgument as err:
+            raise InvalidArgument(f"failed to register layer {short_id(layer.digest)}: {err.message}") from err
+        except (*DECOMPRESS_ERRORS, gzip.BadGzipFile) as err:
+            raise InvalidArgument(f"failed to register layer {short_id(layer.digest)}: {err}") from err
         if info is not None and info.diff_id != layer.diff_id:
             raise InvalidArgument(f"layer {layer.digest}: diff ID mismatch: the config says {layer.diff_id}, "
                                   f"the content is {info.diff_id}")
@@ -282,8 +290,11 @@ class _LayerPull:
                 tar = _Counting(open_decompressed(_Counting(f, meter.update if sid else None)), None)
                 try:
                     p.snapshots.create_layer(self.chains[i], parent, tar, diff_id=layer.diff_id)
+                except InvalidArgument as err:
+                    raise InvalidArgument(f"failed to register layer {short_id(layer.digest)}: "
+                                          f"{err.message}") from err
                 except DECOMPRESS_ERRORS as err:
-                    raise InvalidArgument(f"layer {layer.digest}: {err}") from err
+                    raise InvalidArgument(f"failed to register layer {short_id(layer.digest)}: {err}") from err
             if sid:
                 meter.finish()
             known = p.layers.known(layer.diff_id)

@@ -8,6 +8,7 @@ hashing) runs on the service's thread pool, off the event loop.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
@@ -81,8 +82,14 @@ class Transfers:
         self.image_io = image_io
         self.insecure = tuple(insecure)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transfer")
-        self.puller = Puller(images, image_io, self.pool)
-        self.pusher = Pusher(images, image_io)
+
+    @functools.cached_property
+    def puller(self) -> Puller:
+        return Puller(self.images, self.image_io, self.pool)
+
+    @functools.cached_property
+    def pusher(self) -> Pusher:
+        return Pusher(self.images, self.image_io)
 
     def client(self, domain: str, credentials: Credentials | None, scopes: Iterable[str] = ()) -> RegistryClient:
         return RegistryClient(domain, credentials, scopes=scopes, insecure=self.insecure)

@@ -1,0 +1,244 @@
+"""Push and pull through the engine (`POST /images/{name}/push`, `POST /images/create?fromImage=`)
+against our registry server on a loopback port: round trips with stable digests, pulls by tag and
+digest, Docker's progress streams, skipped and mounted blobs, multi-platform indexes, 404s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from registry_support import Image, Registry, make_image
+from test_pushpull_helpers import host, inspect, pull, push, rmi, tag
+
+from workbench.oci.image import go_arch
+
+pytestmark = pytest.mark.usefixtures("busybox")
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _layers_dir(engine, name: str) -> list[Path]:
+    info = inspect(engine, name)
+    assert info is not None
+    lower = info["GraphDriver"]["Data"].get("LowerDir", "")
+    return [Path(p) for p in lower.split(":") if p]
+
+
+def test_push_stream_and_round_trip(engine, registry: Registry) -> None:
+    repo = f"{host(registry.url)}/pp/busybox"
+    tag(engine, "busybox:latest", repo, "1")
+    r = push(engine, repo, "1")
+    assert r.status == 200 and r.error is None, r.raw
+    assert r.events[0] == {"status": f"The push refers to repository [{repo}]"}
+    image = inspect(engine, f"{repo}:1")
+    layer_id = image["RootFS"]["Layers"][-1].split(":")[1][:12]      # push ids are diff IDs
+    assert r.statuses(layer_id)[0] == "Preparing" and r.statuses(layer_id)[-1] == "Pushed"
+    pushing = [ev for ev in r.events if ev.get("status") == "Pushing"]
+    assert pushing and all(set(ev) == {"status", "progressDetail", "progress", "id"} for ev in pushing)
+    assert pushing[-1]["progressDetail"]["current"] == pushing[-1]["progressDetail"]["total"]
+    assert pushing[-1]["progress"].startswith("[" + "=" * 50 + ">]")
+    aux = r.aux()
+    assert set(aux) == {"Tag", "Digest", "Size"} and aux["Tag"] == "1"
+    assert r.events[-2] == {"status": f"1: digest: {aux['Digest']} size: {aux['Size']}"}
+    assert r.events[-1] == {"progressDetail": {}, "aux": aux}
+    # the registry holds the engine's manifest byte for byte
+    served = registry.client.get("/v2/pp/busybox/manifests/1",
+                                 headers={"Accept": image["Descriptor"]["mediaType"]})
+    assert served.headers["Docker-Content-Digest"] == aux["Digest"] == image["Descriptor"]["digest"]
+    assert len(served.content) == aux["Size"]
+    assert f"{repo}@{aux['Digest']}" in inspect(engine, f"{repo}:1")["RepoDigests"]
+    # delete locally, pull back: same image, same manifest digest; a second pull is up to date
+    rmi(engine, f"{repo}:1")
+    assert inspect(engine, f"{repo}:1") is None
+    r = pull(engine, repo, "1")
+    assert r.status == 200 and r.error is None, r.raw
+    assert r.events[0] == {"status": "Pulling from pp/busybox", "id": "1"}
+    assert r.statuses()[-2:] == [f"Digest: {aux['Digest']}", f"Status: Downloaded newer image for {repo}:1"]
+    back = inspect(engine, f"{repo}:1")
+    assert back["Id"] == image["Id"] and back["Descriptor"]["digest"] == aux["Digest"]
+    assert f"{repo}@{aux['Digest']}" in back["RepoDigests"]
+    again = pull(engine, repo, "1")
+    assert again.statuses()[-1] == f"Status: Image is up to date for {repo}:1"
+
+
+def test_pull_downloads_verifies_and_unpacks(engine, registry: Registry) -> None:
+    image = make_image("fresh", layers=3, arch=go_arch())
+    registry.push_image("pp/fresh", image, tag="1")
+    repo = f"{host(registry.url)}/pp/fresh"
+    r = pull(engine, repo, "1")
+    assert r.status == 200 and r.error is None, r.raw
+    ids = [d["digest"].split(":")[1][:12] for d in image.doc["layers"]]    # pull ids are blob digests
+    assert set(r.layer_ids()) == set(ids)
+    for lid in ids:
+        seen = r.statuses(lid)
+        assert seen[0] == "Pulling fs layer" and seen[-1] == "Pull complete", seen
+        order = ["Pulling fs layer", "Waiting", "Downloading", "Verifying Checksum", "Download complete",
+                 "Extracting", "Pull complete"]
+        assert [s for s in order if s in seen] == seen, seen
+        downloading = [ev for ev in r.events if ev.get("id") == lid and ev["status"] == "Downloading"]
+        assert downloading[-1]["progressDetail"]["total"] == next(
+            d["size"] for d in image.doc["layers"] if d["digest"].split(":")[1].startswith(lid))
+    config = json.loads(image.blobs[image.doc["config"]["digest"]])
+    info = inspect(engine, f"{repo}:1")
+    assert info["Id"] == image.doc["config"]["digest"]
+    assert info["RootFS"]["Layers"] == config["rootfs"]["diff_ids"]
+    assert info["Descriptor"]["digest"] == image.digest
+    assert info["RepoDigests"] == [f"{repo}@{image.digest}"]
+    files = {p.name for d in _layers_dir(engine, f"{repo}:1") for p in d.iterdir()}
+    assert {"file0.txt", "file1.txt", "file2.txt"} <= files
+    # pushed elsewhere, the pulled image keeps its manifest digest (stored byte for byte)
+    tag(engine, f"{repo}:1", f"{host(registry.url)}/pp/copy", "2")
+    r = push(engine, f"{host(registry.url)}/pp/copy", "2")
+    assert r.error is None and r.aux()["Digest"] == image.digest
+
+
+def test_pull_by_digest(engine, registry: Registry) -> None:
+    image = make_image("bydigest", layers=1, arch=go_arch())
+    registry.push_image("pp/bydigest", image, tag="1")
+    repo = f"{host(registry.url)}/pp/bydigest"
+    r = pull(engine, repo, image.digest)                           # tag=sha256:...
+    assert r.status == 200 and r.error is None, r.raw
+    assert r.events[0] == {"status": "Pulling from pp/bydigest", "id": image.digest}
+    assert r.statuses()[-1] == f"Status: Downloaded newer image for {repo}@{image.digest}"
+    info = inspect(engine, f"{repo}@{image.digest}")
+    assert info["Id"] == image.doc["config"]["digest"] and info["RepoTags"] == []
+    assert info["RepoDigests"] == [f"{repo}@{image.digest}"]
+    r = pull(engine, f"{repo}@{image.digest}", None)                # fromImage=repo@sha256:...
+    assert r.status == 200 and r.statuses()[-1] == f"Status: Image is up to date for {repo}@{image.digest}"
+    wrong = "sha256:" + "0" * 64
+    r = pull(engine, repo, wrong)
+    assert r.status == 404 and "not found" in r.message
+
+
+def test_unknown_images_are_404_before_the_stream(engine, registry: Registry) -> None:
+    repo = f"{host(registry.url)}/pp/missing"
+    r = pull(engine, repo, "1")
+    assert r.status == 404
+    assert r.message.startswith(f"manifest for {repo}:1 not found: manifest unknown: manifest unknown")
+    r = push(engine, f"{host(registry.url)}/pp/not-local", "1")
+    assert r.status == 404
+    assert r.message == f"An image does not exist locally with the tag: {host(registry.url)}/pp/not-local"
+    r = pull(engine, "127.0.0.1:1/pp/unreachable", "1")
+    assert r.status == 500 and "127.0.0.1:1" in r.message
+
+
+def test_second_push_skips_layers_and_mounts_across_repositories(engine, registry: Registry) -> None:
+    image = make_image("mount", layers=2, arch=go_arch())
+    registry.push_image("pp/origin", image, tag="1")
+    origin = f"{host(registry.url)}/pp/origin"
+    assert pull(engine, origin, "1").error is None
+    # the same registry, same repository: every blob is already there
+    r = push(engine, origin, "1")
+    assert r.error is None, r.raw
+    ids = r.layer_ids()
+    assert len(ids) == 2 and all(r.statuses(i) == ["Preparing", "Layer already exists"] for i in ids)
+    assert r.aux()["Digest"] == image.digest
+    # another repository of the same registry: mounted from where the engine got them
+    other = f"{host(registry.url)}/pp/other"
+    tag(engine, f"{origin}:1", other, "1")
+    r = push(engine, other, "1")
+    assert r.error is None, r.raw
+    assert all(r.statuses(i) == ["Preparing", "Mounted from pp/origin"] for i in r.layer_ids())
+    assert registry.client.head(f"/v2/pp/other/blobs/{image.doc['layers'][0]['digest']}").status_code == 200
+    assert f"{other}@{image.digest}" in inspect(engine, f"{other}:1")["RepoDigests"]
+
+
+def test_push_all_tags_of_a_repository(engine, registry: Registry) -> None:
+    repo = f"{host(registry.url)}/pp/alltags"
+    tag(engine, "busybox:latest", repo, "a")
+    tag(engine, "busybox:latest", repo, "b")
+    r = push(engine, repo, None)
+    assert r.status == 200 and r.error is None, r.raw
+    tags = [ev["aux"]["Tag"] for ev in r.events if "aux" in ev]
+    assert tags == ["a", "b"]
+    assert registry.client.get("/v2/pp/alltags/tags/list").json()["tags"] == ["a", "b"]
+
+
+def _platform_images() -> tuple[Image, Image, Image]:
+    other = "arm64" if go_arch() != "arm64" else "amd64"
+    ours, theirs = make_image("ours", layers=1, arch=go_arch()), make_image("theirs", layers=1, arch=other)
+    doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        theirs.descriptor(platform={"os": "linux", "architecture": other}),
+        ours.descriptor(platform={"os": "linux", "architecture": go_arch()})]}
+    index = Image(json.dumps(doc).encode(), "application/vnd.oci.image.index.v1+json")
+    return index, ours, theirs
+
+
+def test_multi_platform_index_resolves_to_the_daemon_platform(engine, registry: Registry) -> None:
+    index, ours, theirs = _platform_images()
+    for im in (ours, theirs):
+        registry.push_image("pp/multi", im)
+    registry.push_manifest("pp/multi", "1", index.manifest, index.media_type)
+    repo = f"{host(registry.url)}/pp/multi"
+    r = pull(engine, repo, "1")
+    assert r.status == 200 and r.error is None, r.raw
+    assert r.statuses()[-2] == f"Digest: {index.digest}"           # the digest the tag names
+    info = inspect(engine, f"{repo}:1")
+    assert info["Id"] == ours.doc["config"]["digest"] and info["Architecture"] == go_arch()
+    assert info["Descriptor"]["digest"] == ours.digest
+    assert info["RepoDigests"] == [f"{repo}@{index.digest}"]
+    other = json.loads(theirs.blobs[theirs.doc["config"]["digest"]])["architecture"]
+    r = pull(engine, repo, "1", platform=f"linux/{other}")
+    assert r.error is None and inspect(engine, f"{repo}:1")["Architecture"] == other
+    r = pull(engine, repo, "1", platform="linux/s390x")
+    assert r.status == 404 and r.message == "no matching manifest for linux/s390x in the manifest list entries"
+
+
+def test_docker_v2_manifests_and_duplicate_layers(engine, registry: Registry) -> None:
+    image = make_image("v2s2", layers=1, docker=True, arch=go_arch())
+    doc = image.doc
+    doc["layers"] = doc["layers"] * 2                               # one blob used twice
+    config = json.loads(image.blobs[doc["config"]["digest"]])
+    config["rootfs"]["diff_ids"] *= 2
+    cfg = json.dumps(config).encode()
+    image.blobs = {k: v for k, v in image.blobs.items() if k != doc["config"]["digest"]}
+    image.blobs[_digest(cfg)] = cfg
+    doc["config"].update(digest=_digest(cfg), size=len(cfg))
+    image.manifest = json.dumps(doc).encode()
+    registry.push_image("pp/v2", image, tag="1")
+    repo = f"{host(registry.url)}/pp/v2"
+    r = pull(engine, repo, "1")
+    assert r.status == 200 and r.error is None, r.raw
+    assert r.layer_ids() == [doc["layers"][0]["digest"][7:19]]
+    info = inspect(engine, f"{repo}:1")
+    assert info["Descriptor"] == {"mediaType": image.media_type, "digest": image.digest}
+    assert len(info["RootFS"]["Layers"]) == 2
+    r = push(engine, f"{repo}", "1")
+    assert r.error is None and r.aux()["Digest"] == image.digest
+
+
+def test_pull_of_a_large_layer_streams(engine, registry: Registry) -> None:
+    import gzip
+    import io
+    import tarfile
+    payload = os.urandom(6 << 20) + b"x" * (6 << 20)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        ti = tarfile.TarInfo("big.bin")
+        ti.size = len(payload)
+        tar.addfile(ti, io.BytesIO(payload))
+    layer = gzip.compress(buf.getvalue(), compresslevel=1)
+    config = json.dumps({"architecture": go_arch(), "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [_digest(buf.getvalue())]}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": _digest(config), "size": len(config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                       "digest": _digest(layer), "size": len(layer)}]}).encode()
+    registry.push_image("pp/large", Image(manifest, "application/vnd.oci.image.manifest.v1+json",
+                                          {_digest(layer): layer, _digest(config): config}), tag="1")
+    repo = f"{host(registry.url)}/pp/large"
+    r = pull(engine, repo, "1")
+    assert r.error is None, r.raw
+    counts = [ev["progressDetail"]["current"] for ev in r.events if ev.get("status") == "Downloading"]
+    assert counts == sorted(counts) and counts[-1] == len(layer)
+    (big,) = [d / "big.bin" for d in _layers_dir(engine, f"{repo}:1") if (d / "big.bin").exists()]
+    assert big.stat().st_size == len(payload)
+    with open(big, "rb") as f:
+        assert hashlib.sha256(f.read()).digest() == hashlib.sha256(payload).digest()
