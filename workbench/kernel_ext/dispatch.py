@@ -173,7 +173,7 @@ def _cli_render(command: str, args: Any, result: Any) -> int:
 
 def _cli_default(command: str, args: Any, result: Any) -> Any:
     if isinstance(result, list) and result and all(isinstance(r, Outcome) for r in result):
-        return _outcomes(result)
+        return _outcomes(command, args, result)
     if isinstance(result, list | dict | str) and command not in ("version", "info", "container_port"):
         if command.endswith("_inspect") or command == "inspect":
             return result[0] if len(result) == 1 else result
@@ -184,18 +184,18 @@ def _cli_default(command: str, args: Any, result: Any) -> Any:
     return result if command in ("version", "info") else None
 
 
-def _outcomes(results: list[Outcome]) -> None:
-    failed = [r for r in results if r.error is not None]
-    for r in results:
-        if r.error is None:
-            print(r.target)
+def _outcomes(command: str, args: Any, results: list[Outcome]) -> None:
+    """Verbs on several objects: print what the CLI prints for the ones that worked, then raise the
+    failures as one error (docker goes on past a failure, and so do we)."""
+    from workbench.cli.render import Output, render
+
+    render(command, args, [r for r in results if r.error is None],
+           Output(out=sys.stdout, err=io.StringIO(), tty=False, err_tty=False))
+    failed = [r.error for r in results if r.error is not None]
+    if len(failed) == 1:
+        raise failed[0]
     if failed:
-        first = failed[0].error
-        assert first is not None
-        if len(failed) == 1:
-            raise first
-        raise type(first)("; ".join(str(r.error) for r in failed))
-    return None
+        raise type(failed[0])("; ".join(str(e) for e in failed))
 
 
 def _quiet_or_format(args: Any) -> bool:
@@ -236,7 +236,7 @@ def _run_session(session: NotebookSession, client: Any, args: Any, result: Any) 
 
 def _start(session: NotebookSession, client: Any, args: Any, result: Any) -> Any:
     if isinstance(result, list):
-        return _outcomes(result)
+        return _outcomes(args.command, args, result)
     return ExitCode(streams.session_output(result, what=f"container {args.containers[0]}"))
 
 

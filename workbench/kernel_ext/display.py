@@ -180,6 +180,16 @@ def container_html(rec: Any) -> str:
     return _kv_table(pairs, f"container {rec.name}")
 
 
+def image_text(rec: Any) -> str:
+    tags = ", ".join(t for t in rec.repo_tags if t != "<none>:<none>") or "<none>"
+    return f"<image {tags} {rec.id.removeprefix('sha256:')[:12]}, {human_size(rec.size)}, created {ago(rec.created)}>"
+
+
+def container_text(rec: Any) -> str:
+    state = rec.state if isinstance(rec.state, str) else rec.state.status
+    return f"<container {rec.name} {rec.id[:12]}, {rec.image}, {state}>"
+
+
 # -- registration -------------------------------------------------------------------------------------
 _FRAME_TYPES = (("pandas", "DataFrame"), ("pandas.core.frame", "DataFrame"))
 _RECORDS = {"ImageSummary": image_html, "ImageDetails": image_html, "ContainerSummary": container_html,
@@ -204,6 +214,9 @@ def register(shell: Any) -> None:
         text_f.for_type_by_name(module, name, _frame_pretty)
     for name, fn in _RECORDS.items():
         html_f.for_type_by_name("workbench.client._records", name, fn)
+        text = image_text if fn is image_html else container_text
+        text_f.for_type_by_name("workbench.client._records", name,
+                                lambda obj, p, cycle, text=text: p.text(text(obj)))
 
 
 def unregister(shell: Any) -> None:
@@ -213,6 +226,7 @@ def unregister(shell: Any) -> None:
             _pop(f, module, name)
     for name in _RECORDS:
         _pop(formatters["text/html"], "workbench.client._records", name)
+        _pop(formatters["text/plain"], "workbench.client._records", name)
 
 
 def _pop(formatter: Any, module: str, name: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 __all__ = ["BuildProgress", "Dashboard", "LayerExplorer", "LogTail", "RegistryBrowser", "TransferProgress",
            "dashboard", "layer_explorer", "log_tail", "registry_browser"]
 
-_WHERE = {"Dashboard": "dashboard", "LogTail": "logs", "LayerExplorer": "layers", "RegistryBrowser": "registry",
+_WHERE = {"Dashboard": "board", "LogTail": "logs", "LayerExplorer": "layers", "RegistryBrowser": "registry",
           "BuildProgress": "progress", "TransferProgress": "progress"}
 
 
@@ -30,7 +30,7 @@ def __getattr__(name: str) -> Any:
 
 def dashboard(client: Any = None, **options: Any) -> Any:
     """Containers and images tabs with start/stop/remove/logs buttons and auto refresh."""
-    from workbench.kernel_ext.widgets.dashboard import Dashboard
+    from workbench.kernel_ext.widgets.board import Dashboard
 
     return Dashboard(client, **options)
 
