@@ -86,7 +86,7 @@ def test_connect_and_disconnect_a_running_container(netsvc, boxes):
     a.httpd()
     inode = b.hosts.stat().st_ino
     assert b.fetch(a.ip("n1"), timeout=2) is None
-    netsvc.connect("n1", b.cid, aliases=["bee"])
+    netsvc.connect("n1", "bb", aliases=["bee"])           # by name, as the CLI sends it
     assert b.hosts.stat().st_ino == inode and "aa" in b.hosts.read_text()
     assert b.fetch("aa") == "hello from aa\n"
     assert "bee" in a.hosts.read_text()

@@ -173,7 +173,7 @@ class Sandboxes:
                         hosts, resolv, hostname)
 
     def _join(self, cid: str, name: str, hostname: str, ref: str, hosts_path: str, resolv: str) -> NetSetup:
-        other = self._find_sandbox(ref)
+        other = self.find(ref)
         if other is None or (other.mode == "bridge" and not netns.is_netns(Path(other.netns))):
             raise InvalidArgument(f"cannot join network of a non running container: {ref}")
         if other.mode == "none":
@@ -188,7 +188,8 @@ class Sandboxes:
             dns.write_in_place(Path(hosts_path), hosts)
         return NetSetup(path, {}, {}, hosts, resolv, other.hostname)
 
-    def _find_sandbox(self, ref: str) -> rec.Sandbox | None:
+    def find(self, ref: str) -> rec.Sandbox | None:
+        """A running container's sandbox by full ID, name or unique ID prefix."""
         ref = ref.lstrip("/")
         found = rec.sandbox(self.md, ref)
         if found is not None:

@@ -255,7 +255,7 @@ class NetworkService:
         if n.driver != "bridge":
             raise Forbidden(f"container cannot be disconnected from host network or connected to {n.name} network")
         doc = self._container(container)
-        cid = doc["Id"] if doc else container
+        cid = self._cid(doc, container)
         mode = ((doc or {}).get("HostConfig") or {}).get("NetworkMode") or "default"
         sb = rec.sandbox(self.md, cid)
         if mode in ("host", "none") or mode.startswith("container:") or (sb is not None and sb.mode != "bridge"):
@@ -284,7 +284,7 @@ class NetworkService:
     def _disconnect(self, ref: str, container: str, force: bool) -> None:
         n = rec.resolve(self.md, ref)
         doc = self._container(container)
-        cid = doc["Id"] if doc else container
+        cid = self._cid(doc, container)
         plugged = self.sandboxes.detach(cid, n)
         known = ((doc or {}).get("NetworkSettings") or {}).get("Networks") or {}
         if not plugged and n.name not in known and not force:
@@ -292,6 +292,12 @@ class NetworkService:
         if doc is not None and n.name in known:
             del doc["NetworkSettings"]["Networks"][n.name]
             self.containers.save(doc)
+
+    def _cid(self, doc: dict[str, Any] | None, ref: str) -> str:
+        if doc is not None:
+            return str(doc["Id"])
+        sb = self.sandboxes.find(ref)          # no container service wired: running containers only
+        return sb.cid if sb is not None else ref
 
     def _container(self, ref: str) -> dict[str, Any] | None:
         if self.containers is None:
