@@ -158,3 +158,21 @@ def test_orphaned_engine_state_is_collected(tmp_path: Path):
         assert leftovers(tag) == {"links": [], "netns": [], "table": False}
     finally:
         other.destroy()
+
+
+def test_restart_reuses_names_without_the_reaper_interfering(netsvc, boxes):
+    """docker restart: teardown then setup of the same container at once; the deferred reaping of the
+    old veth must not remove the new one of the same name."""
+    a, b = boxes("again"), boxes("peer")
+    b.setup(netsvc)
+    for _ in range(3):
+        a.setup(netsvc, ports={"80/tcp": [{"HostPort": ""}]})
+        a.httpd()
+        port = int(a.net.ports["80/tcp"][0]["HostPort"])
+        assert host_fetch(port) == "hello from again\n"
+        a.stop()
+        netsvc.teardown_container(a.cid)
+    a.setup(netsvc)
+    assert netsvc.settle()
+    a.httpd()
+    assert b.fetch(a.ip("bridge")) == "hello from again\n"
