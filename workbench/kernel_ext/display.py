@@ -22,7 +22,7 @@ __all__ = ["ExitCode", "container_html", "frame_html", "frame_text", "image_html
 MAX_ROWS = 60
 _STYLE = ("<style>.wb-table{border-collapse:collapse;font-size:12px}"
           ".wb-table th{text-align:left;padding:2px 10px 2px 0;border-bottom:1px solid #bbb}"
-          ".wb-table td{padding:1px 10px 1px 0;white-space:nowrap;max-width:48em;overflow:hidden;"
+          ".wb-table td{text-align:left;padding:1px 10px 1px 0;white-space:nowrap;max-width:48em;overflow:hidden;"
           "text-overflow:ellipsis}.wb-table td.num{text-align:right}.wb-table tr.wb-wasted td{background:#fde2e2}"
           ".wb-table tr.wb-added td{background:#e3f6e3}.wb-table tr.wb-removed td{background:#fde2e2}"
           ".wb-table tr.wb-changed td{background:#fff3d6}.wb-caption{color:#666;font-size:11px}</style>")

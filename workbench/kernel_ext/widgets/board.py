@@ -82,8 +82,8 @@ class Dashboard(Panel):
         keep = select.value
         if list(select.options) != options:
             select.options = options
-            if keep in [v for _, v in options]:
-                select.value = keep
+            values = [v for _, v in options]
+            select.value = keep if keep in values else (values[0] if values else None)
 
     # -- actions --------------------------------------------------------------------------------------
     def _container_action(self, name: str) -> None:

@@ -1,0 +1,109 @@
+"""The real thing: JupyterLab on loopback, headless Chromium (Debian's, driven by playwright with its
+executable path, no browser download) opens 01-getting-started, runs all cells, finds the dashboard's
+container table, and saves a screenshot under the test's output folder."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.notebook.conftest import NOTEBOOKS, free_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture
+def lab(tmp_path, kernel_env, monkeypatch):
+    """`jupyter lab` serving a copy of 01-getting-started on a free loopback port; yields (url, token)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is required: apt-get install -y chromium")
+    monkeypatch.delenv("WORKBENCH_LOCK", raising=False)
+    root = tmp_path / "lab"
+    root.mkdir()
+    shutil.copy(NOTEBOOKS / "01-getting-started.ipynb", root)
+    port, token = free_port(), secrets.token_hex(16)
+    log = open(tmp_path / "jupyter.log", "ab")
+    settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "jconfig"), JUPYTER_RUNTIME_DIR=str(tmp_path / "jrun"),
+               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"), HOME=str(tmp_path / "home"))
+    proc = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+                             "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
+                             f"--ServerApp.root_dir={root}"],
+                            stdout=log, stderr=log, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=1).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"jupyter lab did not start:\n{(tmp_path / 'jupyter.log').read_text()[-3000:]}")
+            time.sleep(0.2)
+    try:
+        yield url, token, root
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_lab_runs_getting_started_and_shows_the_dashboard(engine, busybox, builder, lab, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, token, root = lab
+    shot = tmp_path / "01-getting-started.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{url}/lab/tree/01-getting-started.ipynb?token={token}")
+            page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
+            page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
+                         ".jp-Toolbar-kernelStatus, .jp-KernelStatus").first.wait_for(timeout=60_000)
+            _wait_kernel_idle(page)
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            table = page.locator("table.wb-containers")
+            table.first.wait_for(timeout=180_000)
+            page.locator("table.wb-containers td", has_text="wb-getting-started").first.wait_for(timeout=60_000)
+            _wait_kernel_idle(page, timeout=120)
+            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] "
+                                  ":text('Error')").count()
+            table.first.scroll_into_view_if_needed()
+            page.screenshot(path=str(shot), full_page=True)
+            tabs = page.locator(".lm-TabBar-tabLabel", has_text="Containers").count()
+        finally:
+            browser.close()
+    assert shot.exists() and shot.stat().st_size > 10_000
+    assert tabs >= 1, "the dashboard's Containers tab is missing"
+    assert errors == 0, "a cell failed in JupyterLab"
+    lock = root / "workbench.lock"
+    assert lock.exists(), "the build was not recorded beside the notebook"
+    print(f"screenshot: {shot}")
+
+
+def _wait_kernel_idle(page, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = page.evaluate("() => !!document.querySelector('.jp-Notebook-ExecutionIndicator"
+                             "[data-status=\"busy\"], .jp-mod-busy')")
+        if not busy:
+            return
+        time.sleep(0.5)
