@@ -242,3 +242,53 @@ def test_pull_of_a_large_layer_streams(engine, registry: Registry) -> None:
     assert big.stat().st_size == len(payload)
     with open(big, "rb") as f:
         assert hashlib.sha256(f.read()).digest() == hashlib.sha256(payload).digest()
+
+
+def _big_image(seed: str, mb: int = 16) -> Image:
+    import gzip
+    import io
+    import tarfile
+    layers, diff_ids, blobs = [], [], {}
+    for i in range(2):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            data = os.urandom(mb << 19) + seed.encode() * ((mb << 19) // len(seed))
+            ti = tarfile.TarInfo(f"{seed}{i}.bin")
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+        gz = gzip.compress(buf.getvalue(), compresslevel=1)
+        blobs[_digest(gz)] = gz
+        diff_ids.append(_digest(buf.getvalue()))
+        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": _digest(gz),
+                       "size": len(gz)})
+    config = json.dumps({"architecture": go_arch(), "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    blobs[_digest(config)] = config
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": _digest(config), "size": len(config)},
+                           "layers": layers}).encode()
+    return Image(manifest, "application/vnd.oci.image.manifest.v1+json", blobs)
+
+
+def test_client_going_away_mid_pull_leaves_a_clean_engine(engine, registry: Registry) -> None:
+    image = _big_image("gone")
+    registry.push_image("pp/gone", image, tag="1")
+    repo = f"{host(registry.url)}/pp/gone"
+    with engine.api.stream("POST", "/images/create", params={"fromImage": repo, "tag": "1"}) as r:
+        assert r.status_code == 200
+        first = next(r.iter_lines())
+        assert json.loads(first) == {"status": "Pulling from pp/gone", "id": "1"}
+    # the connection is gone mid-transfer: nothing is registered, and the next pull is whole
+    assert inspect(engine, f"{repo}:1") is None
+    again = pull(engine, repo, "1")
+    assert again.status == 200 and again.error is None, again.raw
+    assert inspect(engine, f"{repo}:1")["Id"] == image.doc["config"]["digest"]
+    assert engine.api.get("/_ping").status_code == 200
+
+
+def test_push_to_an_unreachable_registry_fails_in_stream(engine) -> None:
+    tag(engine, "busybox:latest", "127.0.0.1:1/pp/nowhere", "1")
+    r = push(engine, "127.0.0.1:1/pp/nowhere", "1")
+    assert r.status == 200 and r.events[0] == {"status": "The push refers to repository [127.0.0.1:1/pp/nowhere]"}
+    assert r.error and "127.0.0.1:1" in r.error

@@ -283,3 +283,28 @@ def test_transfers_login_with_a_token_registry(tmp_path: Path, htpasswd: Path) -
     finally:
         transfers.close()
         gen.close()
+
+
+def test_identity_token_refresh_grant(tmp_path: Path, htpasswd: Path) -> None:
+    """An identity token (what `docker login` may store instead of a password) buys access tokens
+    through the OAuth2 refresh-token grant."""
+    gen = make_registry(tmp_path, auth=TokenAuth(b"r" * 32, users=Htpasswd(htpasswd)))
+    reg = next(gen)
+    try:
+        reply = httpx.post(f"{reg.url}/token", data={"grant_type": "password", "username": "ci", "password": "pw",
+                                                     "service": "workbench-registry", "client_id": "test"})
+        refresh = reply.json()["refresh_token"]
+        data = os.urandom(3000)
+
+        async def go(creds: Credentials) -> None:
+            async with RegistryClient(reg.url.removeprefix("http://"), creds,
+                                      scopes=["repository:id/tok:pull,push"]) as c:
+                await c.upload_blob("id/tok", _digest(data), len(data), lambda: io.BytesIO(data))
+                assert await c.blob_exists("id/tok", _digest(data))
+
+        _run(go(Credentials(identity_token=refresh)))
+        with pytest.raises(RegistryRequestError) as err:
+            _run(go(Credentials(identity_token="not-a-token")))
+        assert err.value.status == 401
+    finally:
+        gen.close()

@@ -88,20 +88,23 @@ def encode_progress(ev: Progress) -> dict[str, Any]:
 async def _stream(request: web.Request, events: AsyncIterator[Progress]) -> web.StreamResponse:
     resp = await open_stream(request)
     try:
-        async for ev in events:
-            await resp.write(progress_line(encode_progress(ev)))
-    except WorkbenchError as err:
-        await resp.write(error_line(err.message))
-    except (ConnectionResetError, BrokenPipeError):
-        raise
-    except Exception as err:  # the stream is open: report it there, keep the daemon serving
-        log.exception("%s %s failed", request.method, request.path)
-        await resp.write(error_line(f"{type(err).__name__}: {err}"))
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    await resp.write_eof()
+        try:
+            async for ev in events:
+                await resp.write(progress_line(encode_progress(ev)))
+        except WorkbenchError as err:
+            await resp.write(error_line(err.message))
+        except (ConnectionResetError, BrokenPipeError):
+            raise
+        except Exception as err:  # the stream is open: report it there, keep the daemon serving
+            log.exception("%s %s failed", request.method, request.path)
+            await resp.write(error_line(f"{type(err).__name__}: {err}"))
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        await resp.write_eof()
+    except (ConnectionResetError, BrokenPipeError):   # the client went away: the transfer is cancelled
+        log.info("%s %s: the client went away", request.method, request.path)
     return resp
 
 

@@ -37,7 +37,6 @@ from workbench.oci.image import chain_ids, default_platform, is_index, parse_pla
 __all__ = ["DOWNLOADS", "LayerRef", "PullJob", "Puller", "pull_reference"]
 
 DOWNLOADS = 4
-_BATCH = 1 << 20          # bytes handed to an ingest thread at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,19 +240,14 @@ class _LayerPull:
         meter = Meter(self.sink.emit, "Downloading", sid, layer.size)
         try:
             got = 0
-            buf = bytearray()
             async with self.job.client.blob(self.job.ref.path, layer.digest) as response:
                 async for chunk in response.aiter_raw():
                     got += len(chunk)
                     if layer.size and got > layer.size:
                         raise InvalidArgument(f"filesystem layer verification failed for digest "
                                               f"{layer.digest}: more than {layer.size} bytes")
-                    buf += chunk
-                    if len(buf) >= _BATCH:                # fewer, larger hand-overs to the thread
-                        await pipe.put(bytes(buf))
-                        buf.clear()
+                    await pipe.put(chunk)
                     meter.update(got)
-            await pipe.put(bytes(buf))
             if layer.size and got != layer.size:
                 raise InvalidArgument(f"filesystem layer verification failed for digest {layer.digest}: "
                                       f"got {got} of {layer.size} bytes")

@@ -9,6 +9,7 @@ hashing) runs on the service's thread pool, off the event loop.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
@@ -82,6 +83,8 @@ class Transfers:
         self.image_io = image_io
         self.insecure = tuple(insecure)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transfer")
+        # httpx logs every request at INFO: the daemon's log would list every blob of every pull
+        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
 
     @functools.cached_property
     def puller(self) -> Puller:
