@@ -1,0 +1,102 @@
+"""Build routes: `POST /build` (the classic builder's JSON-lines stream) and `POST /build/prune`.
+
+The context body (chunked, any Content-Type, plain or compressed) is spooled to a temp file first.
+Errors before the first line of output (bad parameters, an unreadable context, a Dockerfile syntax
+error, an unknown target) are plain HTTP errors, as dockerd returns them while its output is still
+unflushed; after that they go in-stream as `{"errorDetail": {...}, "error": ...}`, with the exit
+code as `errorDetail.code` only for a failing RUN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from workbench.engine.api.codec import json_response, qbool, qint, qjson, qstr, spool_body
+from workbench.engine.api.streaming import open_stream
+from workbench.engine.build.executor import BuildEvent, describe_error
+from workbench.engine.services.builds import BuildOptions, BuildService
+from workbench.errors import InvalidArgument, WorkbenchError
+from workbench.oci.streams import error_line, progress_line
+
+log = logging.getLogger("workbench.build")
+
+
+def _str_map(value: Any, name: str, *, allow_none: bool) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+            isinstance(v, str) or (allow_none and v is None) for v in value.values()):
+        raise InvalidArgument(f"invalid {name}: expected a JSON object of strings")
+    return {str(k): v for k, v in value.items()}
+
+
+def parse_options(request: web.Request) -> BuildOptions:
+    """`POST /build` query parameters → BuildOptions (400 on malformed values)."""
+    if qstr(request, "remote"):
+        raise InvalidArgument("remote build contexts are not supported: send the context as the body")
+    cache_from = qjson(request, "cachefrom", []) or []
+    if not isinstance(cache_from, list):
+        raise InvalidArgument("invalid cachefrom: expected a JSON array")
+    hosts = [h for raw in request.query.getall("extrahosts", []) for h in raw.split(",") if h.strip()]
+    return BuildOptions(
+        tags=tuple(request.query.getall("t", [])), dockerfile=qstr(request, "dockerfile") or "Dockerfile",
+        build_args=_str_map(qjson(request, "buildargs"), "buildargs", allow_none=True),
+        labels=_str_map(qjson(request, "labels"), "labels", allow_none=False),
+        target=qstr(request, "target") or "", nocache=qbool(request, "nocache"),
+        rm=qbool(request, "rm", True), forcerm=qbool(request, "forcerm"), quiet=qbool(request, "q"),
+        pull=qbool(request, "pull"), cache_from=tuple(str(c) for c in cache_from),
+        network_mode=qstr(request, "networkmode") or "", memory=qint(request, "memory"),
+        memory_swap=qint(request, "memswap"), cpu_quota=qint(request, "cpuquota"),
+        cpu_period=qint(request, "cpuperiod"), shm_size=qint(request, "shmsize"),
+        extra_hosts=tuple(h.strip() for h in hosts), platform=qstr(request, "platform") or "")
+
+
+def encode(ev: BuildEvent) -> bytes:
+    return progress_line({"aux": ev.aux} if ev.aux is not None else {"stream": ev.stream})
+
+
+def routes(engine: Any) -> list[web.RouteDef]:
+    tmp_dir: Path = engine.config.tmp_dir
+    service = BuildService(engine.image_io, engine.runtime, tmp_dir, engine.config.root / "build-cache")
+    service.recover()
+
+    async def build(request: web.Request) -> web.StreamResponse:
+        opts = parse_options(request)
+        service.check(opts)
+        body = await spool_body(request, tmp_dir)
+        events = service.build(opts, body)
+        try:
+            try:
+                first = await anext(events)
+            except StopAsyncIteration:
+                first = None
+            resp = await open_stream(request)
+            try:
+                if first is not None:
+                    await resp.write(encode(first))
+                    async for ev in events:
+                        await resp.write(encode(ev))
+            except WorkbenchError as err:
+                message, code = describe_error(err)
+                await resp.write(error_line(message, code))
+            except (ConnectionResetError, BrokenPipeError):
+                raise
+            except Exception as err:  # a bug: report it in-stream, keep serving
+                log.exception("build failed")
+                await resp.write(error_line(f"{type(err).__name__}: {err}"))
+            await resp.write_eof()
+            return resp
+        finally:
+            with contextlib.suppress(Exception):
+                await events.aclose()
+            body.unlink(missing_ok=True)
+
+    async def prune(request: web.Request) -> web.Response:
+        return json_response(service.prune())
+
+    return [web.post("/build", build), web.post("/build/prune", prune)]

@@ -1,0 +1,151 @@
+"""Committing build steps: an overlay upper dir → one layer, and each step's image recorded.
+
+`commit_layer` walks the upper dir once (`store.layers.diff_to_tar`: whiteouts and opaque
+directories become OCI whiteouts, entries sorted, uid/gid numeric, mtimes clamped to
+SOURCE_DATE_EPOCH when given) into a `LayerWriter`, which hashes the tar (diff_id), gzips it with
+a fixed header and hashes the blob in the same pass, while a copy of the tar goes to a scratch
+file that then becomes the layer's snapshot. An upper dir with no changes makes no layer: the
+step's history entry is then `empty_layer`, as moby's NewChildImage does.
+
+`BuiltImage` is an image as the executor grows it; `child` makes the next step's config document
+(config, rootfs, history) and `register` records it (blobs, then one metadata transaction).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.engine.services.image_io import ImageIO, LayerInfo
+from workbench.engine.store.compression import LayerWriter
+from workbench.engine.store.layers import diff_to_tar
+from workbench.errors import NotFound
+from workbench.oci import mediatypes as mt
+from workbench.oci.image import chain_id, empty_config
+
+__all__ = ["BuiltImage", "commit_layer", "created_time"]
+
+JSON = dict[str, Any]
+
+
+def created_time(epoch: int | None) -> str:
+    """RFC3339 `created` for a new image: SOURCE_DATE_EPOCH when given, else now (nanoseconds)."""
+    if epoch is not None:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    ns = time.time_ns()
+    secs, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+class _Tee:
+    def __init__(self, *outs: Any) -> None:
+        self.outs = outs
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        for out in self.outs:
+            out.write(data)
+        return len(data)
+
+
+def commit_layer(image_io: ImageIO, upper: Path, parent_chain: str | None, scratch: Path,
+                 *, epoch: int | None) -> LayerInfo | None:
+    """Store `upper` as a layer on `parent_chain` (blob, layers row, snapshot); None if empty."""
+    images = image_io.images
+    with images.content.writer() as blob:
+        lw = LayerWriter(blob, "gzip")
+        with open(scratch, "wb", buffering=1 << 20) as tar:
+            entries = diff_to_tar(upper, _Tee(lw, tar), epoch=epoch)
+        try:
+            info = lw.close()
+            if entries == 0:
+                scratch.unlink(missing_ok=True)
+                return None
+            digest = blob.commit(info.digest)
+        except BaseException:
+            scratch.unlink(missing_ok=True)
+            raise
+    try:
+        chain = chain_id([parent_chain, info.diff_id]) if parent_chain else info.diff_id
+        if not images.snapshots.exists(chain):
+            with open(scratch, "rb") as f:
+                images.snapshots.create_layer(chain, parent_chain, f)
+    finally:
+        scratch.unlink(missing_ok=True)
+    layer = LayerInfo(info.diff_id, digest, mt.OCI_LAYER_GZIP, info.size, info.uncompressed_size)
+    with images.md.transaction() as tx:
+        tx.execute("INSERT OR REPLACE INTO layers(diff_id, blob_digest, media_type, size, uncompressed_size) "
+                   "VALUES (?,?,?,?,?)", (layer.diff_id, layer.blob_digest, layer.media_type, layer.size,
+                                          layer.uncompressed_size))
+    return layer
+
+
+@dataclass
+class BuiltImage:
+    """An image as the build grows it: `id` ("" for scratch), its config document and layers."""
+
+    id: str
+    doc: JSON
+    layers: list[LayerInfo]
+
+    @classmethod
+    def scratch(cls) -> BuiltImage:
+        doc = empty_config("")
+        del doc["created"]
+        return cls("", doc, [])
+
+    @classmethod
+    def load(cls, image_io: ImageIO, ref: str) -> BuiltImage:
+        """An image in the store, its layers unpacked.
+
+        Raises:
+            NotFound: no such image, or a layer whose blob is missing.
+        """
+        images = image_io.images
+        rec = images.get(ref)
+        doc = copy.deepcopy(images.config(rec))
+        layers = []
+        for diff_id in images.diff_ids(rec):
+            info = image_io.layers.known(diff_id)
+            if info is None:
+                raise NotFound(f"layer {diff_id} of image {rec.id} is missing from the content store")
+            layers.append(info)
+        if layers:
+            image_io.layers.unpack([li.diff_id for li in layers])
+        return cls(rec.id, doc, layers)
+
+    @property
+    def config(self) -> JSON | None:
+        return self.doc.get("config") if self.id or self.layers else None
+
+    @property
+    def chain(self) -> str | None:
+        return chain_id([li.diff_id for li in self.layers]) or None
+
+    def child(self, *, config: JSON, author: str, created: str, created_by: str,
+              layer: LayerInfo | None, comment: str = "") -> JSON:
+        """The config document of the image one step on."""
+        doc = copy.deepcopy(self.doc)
+        doc["config"] = copy.deepcopy(config)
+        doc["created"] = created
+        if author:
+            doc["author"] = author
+        history: JSON = {"created": created, "created_by": created_by}
+        if comment:
+            history["comment"] = comment
+        if layer is None:
+            history["empty_layer"] = True
+        else:
+            rootfs = doc.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+            rootfs["diff_ids"] = [*rootfs.get("diff_ids", []), layer.diff_id]
+        doc["history"] = [*(doc.get("history") or []), history]
+        for key in ("container", "container_config", "docker_version"):
+            doc.pop(key, None)
+        return doc
+
+    def register(self, image_io: ImageIO, doc: JSON, layer: LayerInfo | None) -> BuiltImage:
+        layers = [*self.layers, layer] if layer is not None else list(self.layers)
+        rec = image_io.register(doc, layers, parent=self.id)
+        return BuiltImage(rec.id, doc, layers)

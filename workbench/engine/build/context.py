@@ -1,0 +1,285 @@
+"""Build contexts on the daemon side: extract safely, apply `.dockerignore`, find and hash sources.
+
+A context arrives as a tar (plain, gzip, bzip2, xz or zstd, sniffed by magic bytes) and is
+extracted with `store.layers.apply_layer` in flatten mode into a private directory: names are
+cleaned, nothing can land outside it, device nodes are refused. Then `.dockerignore` is applied
+here too, as moby does for the Dockerfile and `.dockerignore` themselves and as clients other than
+the docker CLI need for everything else: every path it excludes is removed, so `COPY .` never sees
+it (the CLI lists a Dockerfile it injected from outside the context, `.dockerfile.<random>`, there).
+
+Sources (`SourceTree`, for the context and for the root of a `--from` image alike) follow the
+classic builder: a path is cleaned as if rooted (`../x` and `/x` are `x`), symlinks along it,
+the last one included, resolve with the tree as `/` (`store.paths.secure_join`), and a source with
+Go `filepath.Match` wildcards (`*`, `?`, `[...]`, `\\`) expands, component by component, to every
+matching path in lexical order. Content hashes (`SourceEntry` rows, as `plan.source_hash` wants
+them) are computed once per file and remembered for the life of the tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from workbench.engine.build.dockerignore import DockerIgnore
+from workbench.engine.build.plan import SourceEntry, source_hash
+from workbench.engine.store.compression import open_decompressed
+from workbench.engine.store.layers import apply_layer
+from workbench.engine.store.paths import secure_join
+from workbench.errors import BuildError
+
+__all__ = ["DEFAULT_DOCKERFILE", "Source", "SourceTree", "apply_dockerignore", "extract_context",
+           "has_wildcards", "read_dockerfile"]
+
+DEFAULT_DOCKERFILE = "Dockerfile"
+_CHUNK = 1 << 20
+_WILDCARDS = re.compile(r"[*?\[\\]")
+
+
+def extract_context(body: BinaryIO, dest: Path) -> int:
+    """Extract a (possibly compressed) context tar into the existing directory `dest`.
+
+    Returns the number of entries. An empty body is an empty context.
+
+    Raises:
+        InvalidArgument: a malformed or unsafe archive (`store.layers.apply_layer`'s checks).
+    """
+    stats = apply_layer(open_decompressed(body), dest, mode="flatten", allow_devices=False)
+    return stats.files
+
+
+def read_dockerfile(root: Path, name: str | None) -> tuple[str, bytes]:
+    """The Dockerfile's path in the context (cleaned) and its bytes.
+
+    A missing `Dockerfile` falls back to `dockerfile`, as the classic builder does.
+
+    Raises:
+        BuildError: `Cannot locate specified Dockerfile: <name>`.
+    """
+    rel = _clean(name or DEFAULT_DOCKERFILE)
+    candidates = [rel] + (["dockerfile"] if rel == DEFAULT_DOCKERFILE else [])
+    for cand in candidates:
+        path = secure_join(root, cand)
+        try:
+            if path.is_file():
+                return cand, path.read_bytes()
+        except OSError:
+            continue
+    raise BuildError(f"Cannot locate specified Dockerfile: {name or DEFAULT_DOCKERFILE}")
+
+
+def apply_dockerignore(root: Path) -> int:
+    """Remove every context path `.dockerignore` excludes (the file itself too when it is listed);
+    return how many entries were removed. No `.dockerignore`, nothing to do."""
+    try:
+        text = (root / ".dockerignore").read_bytes()
+    except FileNotFoundError:
+        return 0
+    except IsADirectoryError:
+        return 0
+    ignore = DockerIgnore.from_text(text)
+    if not ignore.patterns:
+        return 0
+    return _prune(ignore, str(root), "")
+
+
+def _keeps_children(ignore: DockerIgnore, rel: str) -> bool:
+    prefix = rel + "/"
+    return any(p.exclusion and (p.text + "/").startswith(prefix) for p in ignore.patterns)
+
+
+def _prune(ignore: DockerIgnore, top: str, rel: str) -> int:
+    removed = 0
+    with os.scandir(os.path.join(top, rel) if rel else top) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        path = f"{rel}/{entry.name}" if rel else entry.name
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if not ignore.ignored(path, is_dir):
+            if is_dir:
+                removed += _prune(ignore, top, path)
+            continue
+        if is_dir and ignore.has_exclusions and _keeps_children(ignore, path):
+            removed += _prune(ignore, top, path)
+            continue
+        if is_dir:
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+        removed += 1
+    return removed
+
+
+def has_wildcards(path: str) -> bool:
+    return _WILDCARDS.search(path) is not None
+
+
+def _clean(path: str) -> str:
+    """A source path as the classic builder cleans it: rooted, `..` stopping at the root."""
+    parts: list[str] = []
+    for comp in path.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(comp)
+    return "/".join(parts)
+
+
+def _component_regex(pattern: str) -> re.Pattern[str]:
+    """One path component of a Go filepath.Match pattern as a regular expression."""
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        i += 1
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "\\" and i < len(pattern):
+            out.append(re.escape(pattern[i]))
+            i += 1
+        elif ch == "[":
+            close = pattern.find("]", i + 1 if pattern[i:i + 1] == "^" else i)
+            if close == -1:
+                raise BuildError(f"syntax error in pattern: {pattern}")
+            body = pattern[i:close]
+            neg = body.startswith("^")
+            if neg:
+                body = body[1:]
+            body = body.replace("\\", "\\\\").replace("[", "\\[")
+            out.append(f"[{'^' if neg else ''}{body}]")
+            i = close + 1
+        else:
+            out.append(re.escape(ch))
+    try:
+        return re.compile("".join(out) + r"\Z", re.DOTALL)
+    except re.error as err:
+        raise BuildError(f"syntax error in pattern: {pattern}") from err
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One source path found in a tree: `rel` as matched (cleaned), `path` on the host with every
+    symlink resolved inside the tree, `name` the base name it is copied under."""
+
+    rel: str
+    path: Path
+    name: str
+    is_dir: bool
+
+
+class SourceTree:
+    """A directory seen as `/`: the extracted context, or the mounted root of a `--from` image."""
+
+    def __init__(self, root: Path, *, what: str = "build context") -> None:
+        self.root = Path(root)
+        self.what = what
+        self._digests: dict[tuple[int, int, int, int], str] = {}
+
+    # -- finding ---------------------------------------------------------------------------
+    def find(self, pattern: str, *, cmd: str = "COPY") -> list[Source]:
+        """The sources `pattern` names: one path, or every match of a wildcard pattern.
+
+        Raises:
+            BuildError: nothing matches (Docker's wording).
+        """
+        rel = _clean(pattern)
+        if not has_wildcards(rel):
+            path = secure_join(self.root, rel)
+            try:
+                st = os.stat(path)
+            except OSError:
+                raise BuildError(f"{cmd} failed: file not found in {self.what} or excluded by "
+                                 f".dockerignore: stat {rel or '.'}: file does not exist") from None
+            return [Source(rel, path, rel.rpartition("/")[2], stat.S_ISDIR(st.st_mode))]
+        found = [Source(r, p, r.rpartition("/")[2], d) for r, p, d in self._glob(rel)]
+        if not found:
+            raise BuildError(f"{cmd} failed: no source files were specified")
+        return found
+
+    def _glob(self, pattern: str) -> Iterator[tuple[str, Path, bool]]:
+        parts = pattern.split("/")
+        level: list[str] = [""]
+        for n, comp in enumerate(parts):
+            last = n == len(parts) - 1
+            nxt: list[str] = []
+            for base in level:
+                parent = secure_join(self.root, base) if base else self.root
+                if not has_wildcards(comp):
+                    names = [comp] if comp else []
+                else:
+                    rx = _component_regex(comp)
+                    try:
+                        names = sorted(n for n in os.listdir(parent) if rx.match(n))
+                    except OSError:
+                        continue
+                for name in names:
+                    rel = f"{base}/{name}" if base else name
+                    if last or os.path.isdir(secure_join(self.root, rel)):
+                        nxt.append(rel)
+            level = nxt
+        for rel in level:
+            path = secure_join(self.root, rel)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            yield rel, path, stat.S_ISDIR(st.st_mode)
+
+    # -- hashing ---------------------------------------------------------------------------
+    def digest(self, path: str | Path, st: os.stat_result | None = None) -> str:
+        """sha256 of a regular file's content, remembered by (dev, inode, size, mtime)."""
+        st = st or os.stat(path)
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = self._digests.get(key)
+        if hit is None:
+            h = hashlib.sha256()
+            with open(path, "rb", buffering=0) as f:
+                if st.st_size <= _CHUNK:
+                    h.update(f.read())
+                else:
+                    buf = bytearray(_CHUNK)
+                    view = memoryview(buf)
+                    while n := f.readinto(buf):
+                        h.update(view[:n])
+            hit = self._digests[key] = "sha256:" + h.hexdigest()
+        return hit
+
+    def entries(self, src: Source) -> list[SourceEntry]:
+        """The `SourceEntry` rows of one source: the file, or the directory and all beneath it
+        (symlinks inside a directory are recorded, never followed)."""
+        st = os.stat(src.path)
+        if not src.is_dir:
+            return [self._entry(src.name, str(src.path), st)]
+        out = [SourceEntry("", st.st_mode)]
+        stack = [(str(src.path), "")]
+        while stack:
+            top, rel = stack.pop()
+            with os.scandir(top) as it:
+                for e in it:
+                    sub = f"{rel}/{e.name}" if rel else e.name
+                    est = e.stat(follow_symlinks=False)
+                    out.append(self._entry(sub, e.path, est))
+                    if stat.S_ISDIR(est.st_mode):
+                        stack.append((e.path, sub))
+        return out
+
+    def _entry(self, rel: str, full: str, st: os.stat_result) -> SourceEntry:
+        if stat.S_ISREG(st.st_mode):
+            return SourceEntry(rel, st.st_mode, digest=self.digest(full, st))
+        if stat.S_ISLNK(st.st_mode):
+            return SourceEntry(rel, st.st_mode, link=os.readlink(full))
+        return SourceEntry(rel, st.st_mode)
+
+    def source_hash(self, src: Source) -> str:
+        """`file:<hex>` or `dir:<hex>`, as history and cache keys show a source."""
+        return source_hash(self.entries(src), is_dir=src.is_dir)
