@@ -52,10 +52,11 @@ def make_app(route_groups: Iterable[Iterable[web.RouteDef]]) -> web.Application:
     app.on_response_prepare.append(_common_headers)
     for group in route_groups:
         for r in group:
-            kwargs = {"allow_head": False} if r.method == "GET" else {}
-            app.router.add_route(r.method, r.path, r.handler, **kwargs)
-            app.router.add_route(r.method, "/v{api_version:[0-9]+\\.[0-9]+}" + r.path, r.handler,
-                                 **kwargs)
+            for path in (r.path, "/v{api_version:[0-9]+\\.[0-9]+}" + r.path):
+                if r.method == "GET":
+                    app.router.add_get(path, r.handler, allow_head=False)
+                else:
+                    app.router.add_route(r.method, path, r.handler)
     return app
 
 

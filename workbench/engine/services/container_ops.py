@@ -76,6 +76,7 @@ class ContainerRunner:
             if state in (ContainerState.RUNNING, ContainerState.RESTARTING):
                 raise NotModified("container already started")
             check_transition(doc["Id"], state, ContainerState.RUNNING)
+            doc["_ManualStop"] = False
             await self._start_locked(doc)
 
     async def _start_locked(self, doc: dict[str, Any]) -> None:
@@ -94,7 +95,6 @@ class ContainerRunner:
         st = doc["State"]
         st.update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False, Dead=False,
                   Pid=pid, ExitCode=0, Error="", StartedAt=rfc3339(time.time()))
-        doc["_ManualStop"] = False
         doc["Mounts"] = spec.get("Mounts", doc.get("Mounts") or [])
         self.svc.save(doc)
         self._watch(cid)
@@ -110,8 +110,9 @@ class ContainerRunner:
                   Running=False, Pid=0, ExitCode=code, Error=msg, FinishedAt=rfc3339(time.time()))
         self.svc.save(doc)
         self._notify_exit(doc["Id"], code, msg)
-        if doc["HostConfig"].get("AutoRemove"):
-            await self._remove_now(doc, volumes=True)
+        if doc["HostConfig"].get("AutoRemove"):  # after the caller releases the container's lock
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(self._remove_now(doc, volumes=True)))
 
     def _watch(self, cid: str) -> None:
         old = self._watchers.get(cid)
@@ -218,11 +219,15 @@ class ContainerRunner:
         doc = self.svc.get(ref)
         cid = doc["Id"]
         status = doc["State"]["Status"]
-        if status == "restarting":
-            doc["_ManualStop"] = True
-            doc["State"].update(Status="exited", Restarting=False)
-            self.svc.save(doc)
-            return
+        if status == "restarting":  # between policy restarts: settle it under the lock
+            async with self.lock(cid):
+                doc = self.svc.get(cid)
+                status = doc["State"]["Status"]
+                if status == "restarting":
+                    doc["_ManualStop"] = True
+                    doc["State"].update(Status="exited", Restarting=False)
+                    self.svc.save(doc)
+                    return
         if status not in ("running", "paused"):
             raise NotModified("container already stopped")
         doc["_ManualStop"] = True

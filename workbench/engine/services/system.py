@@ -69,7 +69,7 @@ class SystemService:
             "Labels": [], "ExperimentalBuild": False, "LiveRestoreEnabled": True,
             "Isolation": "", "InitBinary": "", "ProductLicense": "", "Warnings": [],
             "SystemTime": _rfc3339(time.time()), "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
-            **self.extras,
+            **{k: v for k, v in self.extras.items() if not k.startswith("_")},
         }
 
     def df(self) -> dict[str, Any]:
