@@ -208,8 +208,12 @@ class _LayerPull:
                 try:
                     info = await self._download(i, inline)
                 except BaseException as err:
-                    self.blobs[layer.digest].set_exception(err)
-                    self.blobs[layer.digest].exception()  # retrieved: the failing task reports it
+                    fut = self.blobs[layer.digest]
+                    if isinstance(err, Exception):
+                        fut.set_exception(err)
+                        fut.exception()  # retrieved: the failing task reports it
+                    else:
+                        fut.cancel()
                     raise
             self.blobs[layer.digest].set_result(info)
         else:

@@ -211,8 +211,11 @@ class _ItemPush:
             done.set_result(None)
         except BaseException as err:
             if not done.done():
-                done.set_exception(err)
-                done.exception()
+                if isinstance(err, Exception):
+                    done.set_exception(err)
+                    done.exception()             # retrieved: the failing task reports it
+                else:
+                    done.cancel()
             raise
 
     async def _send(self, blob: BlobRef, sid: str | None) -> str:
