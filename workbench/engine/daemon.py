@@ -140,7 +140,8 @@ async def serve(config: DaemonConfig, ready: asyncio.Event | None = None) -> Non
     engine = build_engine(config)
     app = build_app(engine)
     await engine.runner.recover()
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    access = logging.getLogger("workbench.access") if os.environ.get("WORKBENCH_ACCESS_LOG") else None
+    runner = web.AppRunner(app, handle_signals=False, access_log=access, shutdown_timeout=1.0)
     await runner.setup()
     sites = []
     for host in config.hosts:

@@ -89,3 +89,24 @@ def test_save_load(docker, tmp_path):
     docker("rmi", "cli-saved:1")
     loaded = docker("load", "-i", str(out)).stdout.decode()
     assert "Loaded image: busybox:latest" in loaded
+
+
+def test_run_interactive_stdin_half_close(docker):
+    p = docker("run", "--rm", "-i", "busybox", "sh", "-c", "cat; echo done >&2", input=b"line one\nline two\n")
+    assert p.stdout.decode() == "line one\nline two\n"
+    assert p.stderr.decode().strip() == "done"
+    p = docker("run", "--rm", "-i", "busybox", "wc", "-l", input=b"a\nb\nc\n")
+    assert p.stdout.decode().strip() == "3"
+
+
+def test_exec_like_cp_and_diff(docker, tmp_path):
+    docker("run", "-d", "--name", "cli-files", "busybox", "sh", "-c", "echo data > /tmp/made.txt; sleep 60")
+    import time
+    time.sleep(0.5)
+    docker("cp", "cli-files:/tmp/made.txt", str(tmp_path / "out.txt"))
+    assert (tmp_path / "out.txt").read_text() == "data\n"
+    (tmp_path / "in.txt").write_text("pushed in\n")
+    docker("cp", str(tmp_path / "in.txt"), "cli-files:/tmp/in.txt")
+    diff = docker("diff", "cli-files").stdout.decode()
+    assert "A /tmp/made.txt" in diff and "A /tmp/in.txt" in diff
+    docker("rm", "-f", "cli-files")

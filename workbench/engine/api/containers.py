@@ -9,10 +9,11 @@ from pathlib import Path
 from aiohttp import web
 
 from workbench.engine.api.codec import filters, json_body, json_response, qbool, qint, qstr
-from workbench.engine.api.streaming import open_stream
+from workbench.engine.api.streaming import hijack, open_stream
 from workbench.engine.services import logs as logsvc
 from workbench.engine.services.container_ops import ContainerRunner
 from workbench.engine.services.containers import ContainerService
+from workbench.engine.services.stdin import StdinFeeder
 from workbench.oci.streams import frame
 
 
@@ -102,23 +103,26 @@ def routes(svc: ContainerService, runner: ContainerRunner) -> list[web.RouteDef]
         doc = svc.get(request.match_info["id"])
         cid, tty = doc["Id"], bool(doc["Config"].get("Tty"))
         exited = runner.waiter(cid, "next-exit") if qbool(request, "stream") else None
-        upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
-        resp = web.StreamResponse(status=101 if upgrade else 200, reason="UPGRADED" if upgrade else None)
-        resp.content_type = "application/vnd.docker.raw-stream"
-        if upgrade:
-            resp.headers["Connection"], resp.headers["Upgrade"] = "Upgrade", "tcp"
-        await resp.prepare(request)
+        feeder = None
+        if qbool(request, "stdin") and doc["Config"].get("OpenStdin"):
+            feeder = StdinFeeder(runner.runtime.stdin_path(svc.path(cid)), exited)
+        resp = await hijack(request, on_data=feeder.feed if feeder else None,
+                            on_eof=feeder.close if feeder else None)
         opts = logsvc.LogOptions(stdout=qbool(request, "stdout"), stderr=qbool(request, "stderr"),
                                  follow=exited is not None)
         done = (lambda: not exited.done()) if exited is not None else (lambda: False)
         past = qbool(request, "logs")
-        async for stream, data in logsvc.stream(Path(doc["LogPath"]), opts, done, past=past):
-            await resp.write(data if tty else frame(stream, data))
+        with runner.reading(cid):
+            async for stream, data in logsvc.stream(Path(doc["LogPath"]), opts, done, past=past):
+                await resp.write(data if tty else frame(stream, data))
+        if feeder is not None:
+            await feeder.wait()
         await resp.write_eof()
         return resp
 
     return [
-        web.post("/containers/create", create), web.post("/containers/{id}/attach", attach), web.get("/containers/json", list_),
+        web.post("/containers/create", create), web.post("/containers/{id}/attach", attach),
+        web.get("/containers/json", list_),
         web.post("/containers/prune", prune),
         web.get("/containers/{id}/json", inspect), web.post("/containers/{id}/start", start),
         web.post("/containers/{id}/stop", stop), web.post("/containers/{id}/kill", kill),

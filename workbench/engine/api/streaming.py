@@ -109,3 +109,53 @@ async def stream_writer(fn: Callable[[Any], Any]) -> AsyncIterator[bytes]:
         while not q.empty():
             q.get_nowait()
         await worker
+
+
+class _HijackProtocol(asyncio.Protocol):
+    """Stands in for aiohttp's protocol on a hijacked connection (attach, exec start).
+
+    Raw bytes from the client go to `on_data` (stdin); a half-close (`shutdown(SHUT_WR)`, which the
+    docker CLI sends when its stdin ends) calls `on_eof` and keeps the connection open so output
+    can still flow until the process exits. Loss of the connection goes back to aiohttp.
+    """
+
+    def __init__(self, inner: asyncio.Protocol, on_data: Callable[[bytes], None] | None,
+                 on_eof: Callable[[], None] | None) -> None:
+        self._inner, self._on_data, self._on_eof = inner, on_data, on_eof
+
+    def data_received(self, data: bytes) -> None:
+        if self._on_data is not None:
+            self._on_data(data)
+
+    def eof_received(self) -> bool:
+        if self._on_eof is not None:
+            self._on_eof()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._on_eof is not None:
+            self._on_eof()
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+async def hijack(request: web.Request, *, on_data: Callable[[bytes], None] | None = None,
+                 on_eof: Callable[[], None] | None = None) -> web.StreamResponse:
+    """Answer `101 UPGRADED` (or 200 without an Upgrade header) with Docker's raw-stream type and
+    take the connection over; the caller writes output and calls `write_eof()` at the end."""
+    upgrade = request.headers.get("Upgrade", "").lower() == "tcp"
+    resp = web.StreamResponse(status=101 if upgrade else 200, reason="UPGRADED" if upgrade else None)
+    resp.content_type = "application/vnd.docker.raw-stream"
+    if upgrade:
+        resp.headers["Connection"], resp.headers["Upgrade"] = "Upgrade", "tcp"
+    resp.force_close()
+    await resp.prepare(request)
+    transport = request.transport
+    if transport is not None and request.protocol is not None:
+        transport.set_protocol(_HijackProtocol(request.protocol, on_data, on_eof))
+    return resp

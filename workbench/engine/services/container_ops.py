@@ -57,6 +57,7 @@ class ContainerRunner:
         self._removed_waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._removing: set[str] = set()
+        self._readers: dict[str, int] = {}          # attach streams still draining a container's output
 
     def lock(self, cid: str) -> asyncio.Lock:
         return self._locks.setdefault(cid, asyncio.Lock())
@@ -66,6 +67,22 @@ class ContainerRunner:
             return self.svc.get(cid)["State"]["Status"] in ("running", "paused", "restarting")
         except WorkbenchError:
             return False
+
+    @contextlib.contextmanager
+    def reading(self, cid: str):
+        """Mark an attach stream as reading `cid`'s output: AutoRemove waits for it to drain."""
+        self._readers[cid] = self._readers.get(cid, 0) + 1
+        try:
+            yield
+        finally:
+            self._readers[cid] -= 1
+            if not self._readers[cid]:
+                del self._readers[cid]
+
+    async def _readers_drained(self, cid: str, timeout: float = 5.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._readers.get(cid) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
 
     # Start ------------------------------------------------------------------------------------
     async def start(self, ref: str) -> None:
@@ -319,6 +336,7 @@ class ContainerRunner:
 
     async def _remove_now(self, doc: dict[str, Any], *, volumes: bool) -> None:
         cid = doc["Id"]
+        await self._readers_drained(cid)
         async with self.lock(cid):
             try:
                 doc = self.svc.get(cid)

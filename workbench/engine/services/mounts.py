@@ -75,7 +75,7 @@ def _prepare_mounted(runner: Any, doc: dict[str, Any], cdir: Path, rootfs: Path)
         nano_cpus=host.get("NanoCpus") or None, pids_limit=host.get("PidsLimit") or None,
         network=net["mode"], tty=bool(cfg.get("Tty")), cap_add=host.get("CapAdd") or [],
         cap_drop=host.get("CapDrop") or [], privileged=bool(host.get("Privileged")),
-        stdin=bool(cfg.get("OpenStdin")), shm_size=host.get("ShmSize") or None,
+        stdin=bool(cfg.get("OpenStdin")), stdin_once=bool(cfg.get("StdinOnce")), shm_size=host.get("ShmSize") or None,
     )
     write_bundle(cdir, doc["Id"], spec)
     return {"Mounts": shown}
