@@ -121,6 +121,8 @@ class Runtime:
         # crun refuses a hybrid cgroup host unless it runs where the v2 hierarchy is not mounted
         self.private_mounts = self.name == "crun" and cgroup_hybrid()
         self._monitors: dict[str, _Monitor] = {}
+        self._cgroups: dict[str, str] = {}          # cid -> cgroupsPath, for the containers we started
+        self._dirs: dict[str, str] = {}             # cid -> container dir (the key of _monitors)
         self.trace = bool(os.environ.get("WORKBENCH_MONITOR_TRACE"))
 
     # start --------------------------------------------------------------------------------------
@@ -144,6 +146,7 @@ class Runtime:
         annotations = config.get("annotations") or {}
         cgroup = annotations.get(ANNOTATION_CGROUP) or (config.get("linux") or {}).get("cgroupsPath") or "-"
         bpf_flags = self._seccomp_cache(cid, bundle, config)
+        self._cgroups[cid] = cgroup
         if self.runc.exists(cid):
             with contextlib.suppress(RuntimeFailure):
                 self.runc.delete(cid, force=True)
@@ -175,6 +178,7 @@ class Runtime:
             os.close(write_fd)
         handle = _Monitor(proc, proc.pid, _pidfd(proc.pid))
         self._replace_monitor(cdir, handle)
+        self._dirs[cid] = str(cdir)
         try:
             line = _read_report(read_fd, START_TIMEOUT)
         finally:
@@ -239,7 +243,7 @@ class Runtime:
             raise self._not_running(cid, err) from err
 
     def pause(self, cid: str) -> None:
-        """Freeze every process of the container (cgroup freezer)."""
+        """Freeze every process of the container (cgroup freezer); returns once they are frozen."""
         try:
             self.runc.pause(cid)
         except RuntimeFailure as err:
@@ -247,6 +251,23 @@ class Runtime:
                 raise RuntimeFailure(f"Container {cid} is already paused", exit_status=err.exit_status,
                                      stderr=err.stderr, status=409) from err
             raise self._not_running(cid, err) from err
+        self._wait_frozen(cid)
+
+    def _wait_frozen(self, cid: str, timeout: float = 2.0) -> None:
+        """crun returns while a v1 freezer still says FREEZING; runc waits for FROZEN itself."""
+        if self.name == "runc":
+            return
+        cgroup = self._cgroups.get(cid)
+        if cgroup is None:
+            with contextlib.suppress(RuntimeFailure, OSError, ValueError):
+                bundle = Path(self.runc.state(cid).bundle)
+                config = json.loads((bundle / "config.json").read_bytes())
+                cgroup = (config.get("linux") or {}).get("cgroupsPath")
+        state = Path("/sys/fs/cgroup/freezer") / str(cgroup or "").lstrip("/") / "freezer.state"
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(OSError):
+            while cgroup and state.read_text().strip() == "FREEZING" and time.monotonic() < deadline:
+                time.sleep(0.001)
 
     def resume(self, cid: str) -> None:
         """Thaw a paused container."""
@@ -268,9 +289,12 @@ class Runtime:
     def delete(self, cid: str, force: bool = True) -> None:
         """Remove the runtime's state (and cgroup) for `cid`; `force` kills it first if it runs.
         Idempotent: nothing to delete is not an error."""
-        for key, handle in list(self._monitors.items()):
-            if Path(key).name == cid and handle.proc is not None and handle.proc.poll() is not None:
-                _close_monitor(self._monitors.pop(key))
+        key = self._dirs.get(cid)
+        handle = self._monitors.get(key) if key else None
+        if handle is not None and (handle.proc is None or handle.proc.poll() is not None):
+            _close_monitor(self._monitors.pop(key))   # type: ignore[arg-type]
+            self._dirs.pop(cid, None)
+            self._cgroups.pop(cid, None)
         if not self.runc.exists(cid):
             return
         try:

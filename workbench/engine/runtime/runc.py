@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,18 +110,18 @@ class Runc:
 
     # verbs ------------------------------------------------------------------------------------
     def create(self, cid: str, bundle: Path, *, pid_file: Path | None = None, no_pivot: bool = False) -> None:
-        """Create the container (its init waits on the exec fifo). stdio is /dev/null here; the
+        """Create the container (its init waits on the exec fifo). Its stdio is /dev/null here; the
         monitor runs create itself when the container's stdio matters."""
-        self._run(self.create_argv(cid, bundle, pid_file=pid_file, no_pivot=no_pivot), cid)
+        self._exec(self.create_argv(cid, bundle, pid_file=pid_file, no_pivot=no_pivot), cid, check=True,
+                   detached=True)
 
     def start(self, cid: str) -> None:
         self._run(self.start_argv(cid), cid)
 
     def run(self, cid: str, bundle: Path, *, detach: bool = True, pid_file: Path | None = None) -> int:
         """Run the container; attached runs return its exit status (128+n for signal n)."""
-        proc = self._exec(self.run_argv(cid, bundle, detach=detach, pid_file=pid_file), cid, check=not detach)
-        if detach and proc.returncode != 0:
-            raise self._failure(proc, cid)
+        proc = self._exec(self.run_argv(cid, bundle, detach=detach, pid_file=pid_file), cid, check=detach,
+                          detached=detach)
         return proc.returncode
 
     def state(self, cid: str) -> ContainerState:
@@ -156,10 +157,20 @@ class Runc:
     def _run(self, argv: Sequence[str], cid: str) -> str:
         return self._exec(argv, cid, check=True).stdout
 
-    def _exec(self, argv: Sequence[str], cid: str, *, check: bool) -> subprocess.CompletedProcess[str]:
+    def _exec(self, argv: Sequence[str], cid: str, *, check: bool,
+              detached: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run one invocation. `detached`: the container inherits the runtime's stdio and outlives it,
+        so output goes to /dev/null and a file (never pipes we would wait on for EOF)."""
         try:
-            proc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=self.timeout, check=False)
+            if detached:
+                with tempfile.TemporaryFile() as err_file:
+                    proc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=err_file, timeout=self.timeout, check=False, text=True)
+                    err_file.seek(0)
+                    proc.stdout, proc.stderr = "", err_file.read().decode(errors="replace")
+            else:
+                proc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                      timeout=self.timeout, check=False)
         except subprocess.TimeoutExpired as err:
             raise RuntimeFailure(f"{self.name} {argv_verb(argv)} {cid}: timed out after {self.timeout:g}s",
                                  stderr=_text(err.stderr)) from err
