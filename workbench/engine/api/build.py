@@ -21,7 +21,7 @@ from workbench.engine.api.streaming import open_stream
 from workbench.engine.build.executor import BuildEvent, describe_error
 from workbench.engine.services.builds import BuildOptions, BuildService
 from workbench.errors import InvalidArgument, WorkbenchError
-from workbench.oci.streams import error_line, progress_line
+from workbench.oci.streams import progress_line
 
 log = logging.getLogger("workbench.build")
 
@@ -60,6 +60,12 @@ def encode(ev: BuildEvent) -> bytes:
     return progress_line({"aux": ev.aux} if ev.aux is not None else {"stream": ev.stream})
 
 
+def encode_error(message: str, code: int | None = None) -> bytes:
+    """dockerd's in-stream error (jsonmessage.JSONError: `code` first, omitted when zero)."""
+    detail: dict[str, Any] = {"code": code, "message": message} if code else {"message": message}
+    return progress_line({"errorDetail": detail, "error": message})
+
+
 def routes(engine: Any) -> list[web.RouteDef]:
     tmp_dir: Path = engine.config.tmp_dir
     service = BuildService(engine.image_io, engine.runtime, tmp_dir, engine.config.root / "build-cache")
@@ -83,12 +89,12 @@ def routes(engine: Any) -> list[web.RouteDef]:
                         await resp.write(encode(ev))
             except WorkbenchError as err:
                 message, code = describe_error(err)
-                await resp.write(error_line(message, code))
+                await resp.write(encode_error(message, code))
             except (ConnectionResetError, BrokenPipeError):
                 raise
             except Exception as err:  # a bug: report it in-stream, keep serving
                 log.exception("build failed")
-                await resp.write(error_line(f"{type(err).__name__}: {err}"))
+                await resp.write(encode_error(f"{type(err).__name__}: {err}"))
             await resp.write_eof()
             return resp
         finally:

@@ -58,7 +58,7 @@ class Sandbox:
     cid: str
     mounted: list[Path] = field(default_factory=list)
     stubs: dict[str, bool] = field(default_factory=dict)        # runtime stub → existed before
-    parents: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # dir → (mode, uid, gid)
+    parents: dict[str, tuple[int, int, int] | None] = field(default_factory=dict)  # dir → (mode, uid, gid)
 
     @property
     def rootfs(self) -> Path:
@@ -107,9 +107,11 @@ class Sandbox:
             self.stubs[rel] = os.path.lexists(self.rootfs / rel)
             parent = rel.rpartition("/")[0]
             while parent and parent not in self.parents:
-                with contextlib.suppress(OSError):
+                try:
                     st = os.lstat(self.rootfs / parent)
                     self.parents[parent] = (st.st_mode, st.st_uid, st.st_gid)
+                except OSError:
+                    self.parents[parent] = None
                 parent = parent.rpartition("/")[0]
 
     def drop_stubs(self) -> None:
@@ -133,11 +135,13 @@ class Sandbox:
     def _drop_parents(self, parent: str) -> None:
         while parent:
             path = self.upper / parent
-            want = self.parents.get(parent)
+            if parent not in self.parents:
+                return
+            want = self.parents[parent]
             try:
                 st = os.lstat(path)
-                if (want is None or not stat.S_ISDIR(st.st_mode) or os.listdir(path)
-                        or (st.st_mode, st.st_uid, st.st_gid) != want
+                if (not stat.S_ISDIR(st.st_mode) or os.listdir(path)
+                        or (want is not None and (st.st_mode, st.st_uid, st.st_gid) != want)
                         or _xattr(path, OPAQUE_XATTR) == b"y"):
                     return
                 os.rmdir(path)

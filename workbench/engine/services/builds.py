@@ -172,9 +172,17 @@ class BuildService:
             executor = Executor(image_io=self.image_io, runtime=self.runtime, cache=self.cache,
                                 context=SourceTree(context), workdir=workdir, cache_mounts=self.cache_mounts,
                                 options=ExecOptions(nocache=opts.nocache, epoch=epoch, limits=limits))
-            async for ev in executor.run(plan):
-                if not opts.quiet:
+            held: list[BuildEvent] = []
+            try:
+                async for ev in executor.run(plan):
+                    if opts.quiet:
+                        held.append(ev)
+                    else:
+                        yield ev
+            except BaseException:
+                for ev in held:  # a quiet build that fails shows its output after all, as dockerd does
                     yield ev
+                raise
             result = executor.result
             if result is None or not result.id:
                 raise BuildError("No image was generated. Is your Dockerfile empty?")
