@@ -28,18 +28,18 @@ import json
 import os
 import re
 import select
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from workbench.engine.runtime.bundle import ANNOTATION_CGROUP, ANNOTATION_STDIN, ANNOTATION_STDIN_ONCE
-from workbench.engine.runtime.runc import Runc, RuntimeFailure, RuntimeOptions
+from workbench.engine.runtime.runc import Runc, RuntimeFailure, RuntimeOptions, cgroup_hybrid, pick_runtime
 from workbench.engine.store.durable import atomic_write, atomic_write_json
-from workbench.errors import InvalidArgument, Unavailable
+from workbench.errors import InvalidArgument
 
 __all__ = ["ExitStatus", "Runtime", "RuntimeFailure", "pick_runtime"]
 
@@ -65,11 +65,11 @@ class ExitStatus:
     error: str = ""
 
     @classmethod
-    def from_json(cls, doc: dict) -> ExitStatus:
+    def from_json(cls, doc: dict[str, Any]) -> ExitStatus:
         return cls(int(doc.get("ExitCode", 255)), bool(doc.get("OOMKilled")), str(doc.get("FinishedAt") or ""),
                    str(doc.get("Error") or ""))
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"ExitCode": self.exit_code, "OOMKilled": self.oom_killed, "FinishedAt": self.finished_at,
                 "Error": self.error}
 
@@ -79,25 +79,6 @@ class _Monitor:
     proc: subprocess.Popen[bytes] | None
     pid: int
     pidfd: int | None
-
-
-def cgroup_hybrid() -> bool:
-    """True on a cgroup v1 host that also mounts the v2 hierarchy at /sys/fs/cgroup/unified."""
-    return os.path.ismount("/sys/fs/cgroup/unified") and not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
-
-
-def pick_runtime(binary: str | None = None) -> str:
-    """Resolve the OCI runtime binary: `binary` when given (name or path), else runc, else crun.
-
-    Raises:
-        Unavailable: the requested runtime (or any runtime) is not installed.
-    """
-    candidates = [binary] if binary else ["runc", "crun"]
-    for cand in candidates:
-        path = cand if os.sep in cand else shutil.which(cand)
-        if path and os.access(path, os.X_OK):
-            return path
-    raise Unavailable(f"OCI runtime not found: {binary or 'runc or crun'}")
 
 
 class Runtime:
@@ -185,7 +166,7 @@ class Runtime:
             os.close(read_fd)
         return self._parse_report(line, cid, cdir)
 
-    def _seccomp_cache(self, cid: str, bundle: Path, config: dict) -> list[str]:
+    def _seccomp_cache(self, cid: str, bundle: Path, config: dict[str, Any]) -> list[str]:
         """crun only: reuse the BPF crun compiled for an identical profile (compiling Docker's profile
         costs crun ~10 ms per start). Patches config.json with `run.oci.seccomp_bpf_data` when the
         filter is cached; otherwise returns the monitor flags that harvest it after this start."""
@@ -346,7 +327,7 @@ class Runtime:
         if fd is not None:
             loop = asyncio.get_running_loop()
             done: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+            loop.add_reader(fd, _resolve, done)
             try:
                 await done
             finally:
@@ -432,6 +413,11 @@ class Runtime:
 
 
 # helpers ------------------------------------------------------------------------------------------
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 def _check_id(cid: str) -> None:
     if not _ID.match(cid or ""):
         raise InvalidArgument(f"invalid container id: {cid!r}")

@@ -12,8 +12,10 @@ stderr; with `--log-format json` the message is the last `"level":"error"` recor
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import WorkbenchError
+from workbench.errors import Unavailable, WorkbenchError
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -128,7 +130,7 @@ class Runc:
         out = self._run(self.opts.argv() + ["state", cid], cid)
         return ContainerState.from_json(json.loads(out))
 
-    def list(self) -> list[ContainerState]:
+    def list(self) -> builtins.list[ContainerState]:
         out = self._run(self.opts.argv() + ["list", "--format", "json"], "")
         return [ContainerState.from_json(d) for d in (json.loads(out or "null") or [])]
 
@@ -141,7 +143,7 @@ class Runc:
     def resume(self, cid: str) -> None:
         self._run(self.opts.argv() + ["resume", cid], cid)
 
-    def ps(self, cid: str) -> list[int]:
+    def ps(self, cid: str) -> builtins.list[int]:
         """The host pids of every process in the container."""
         out = self._run(self.opts.argv() + ["ps", "--format", "json", cid], cid)
         return [int(p) for p in (json.loads(out or "null") or [])]
@@ -186,6 +188,25 @@ class Runc:
         missing = bool(cid) and not self.exists(cid)
         return RuntimeFailure(message, exit_status=proc.returncode, stderr=stderr[-4096:], missing=missing,
                               status=404 if missing else None)
+
+
+def cgroup_hybrid() -> bool:
+    """True on a cgroup v1 host that also mounts the v2 hierarchy at /sys/fs/cgroup/unified."""
+    return os.path.ismount("/sys/fs/cgroup/unified") and not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+def pick_runtime(binary: str | None = None) -> str:
+    """Resolve the OCI runtime binary: `binary` when given (name or path), else runc, else crun.
+
+    Raises:
+        Unavailable: the requested runtime (or any runtime) is not installed.
+    """
+    candidates = [binary] if binary else ["runc", "crun"]
+    for cand in candidates:
+        path = cand if os.sep in cand else shutil.which(cand)
+        if path and os.access(path, os.X_OK):
+            return path
+    raise Unavailable(f"OCI runtime not found: {binary or 'runc or crun'}")
 
 
 def _bundle_flags(bundle: Path, pid_file: Path | None, no_pivot: bool) -> list[str]:
