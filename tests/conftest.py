@@ -93,6 +93,9 @@ def _teardown(h: EngineHandle, base: Path) -> None:
         h.proc.wait(30)
     except subprocess.TimeoutExpired:
         h.proc.kill()
+    from workbench.engine.config import DaemonConfig
+    from workbench.engine.network.cleanup import remove_engine_state
+    remove_engine_state(DaemonConfig(root=h.root).tag, h.root / "run")
     for m in sorted(mounts_under(base), key=len, reverse=True):
         subprocess.run(["umount", "-l", m], check=False)
     shutil.rmtree(base, ignore_errors=True)

@@ -91,7 +91,7 @@ def _optional_network_services(config: DaemonConfig, md: Any, containers: Any) -
         return None, None
     volumes = VolumeService(md, config.volumes_dir, in_use=lambda name: [
         d["Id"] for d in containers.all() if any(m.get("Name") == name for m in d.get("Mounts") or [])])
-    networks = NetworkService(md, config.run_dir, config.tag)
+    networks = NetworkService(md, config.run_dir, config.tag, containers=containers)
     return networks, volumes
 
 
@@ -172,6 +172,8 @@ async def serve(config: DaemonConfig, ready: asyncio.Event | None = None) -> Non
     finally:
         log.info("shutting down; containers keep running and are adopted on the next start")
         await engine.runner.shutdown()
+        if engine.networks is not None:
+            engine.networks.close()  # kernel state stays: running containers keep their network
         await runner.cleanup()
         if registry_runner is not None:
             await registry_runner.cleanup()

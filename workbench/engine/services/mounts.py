@@ -87,16 +87,11 @@ def _host_line(doc: dict[str, Any], hostname: str) -> str:
 
 
 def _network(runner: Any, doc: dict[str, Any], hostname: str) -> dict[str, Any]:
+    """The runtime's network ("host", "none" or a netns path) and the files that go with it."""
     mode = doc["HostConfig"].get("NetworkMode") or "default"
-    if mode == "host":
-        return {"mode": "host", "hosts": None, "resolv_conf": host_resolv_conf()}
-    if mode.startswith("container:"):
-        other = runner.svc.get(mode.split(":", 1)[1])
-        pid = other["State"].get("Pid")
-        if not other["State"]["Running"] or not pid:
-            raise InvalidArgument(f"cannot join network of a non running container: {other['Id']}")
-        return {"mode": f"/proc/{pid}/ns/net"}
-    if mode == "none" or runner.networks is None:
+    if runner.networks is None:
+        if mode == "host":
+            return {"mode": "host", "hosts": None, "resolv_conf": host_resolv_conf()}
         return {"mode": "none"}
     setup = runner.networks.setup_container(doc, hostname)
     ns = doc.setdefault("NetworkSettings", {})
@@ -106,9 +101,10 @@ def _network(runner: Any, doc: dict[str, Any], hostname: str) -> dict[str, Any]:
     for key in ("IPAddress", "IPPrefixLen", "Gateway", "MacAddress", "EndpointID"):
         if key in primary:
             ns[key] = primary[key]
-    ns["SandboxKey"] = str(setup.netns_path or "")
-    return {"mode": str(setup.netns_path) if setup.netns_path else "none", "hosts": setup.hosts,
-            "resolv_conf": setup.resolv_conf}
+    path = setup.netns_path
+    ns["SandboxKey"] = path if path and path != "host" else ""
+    runtime_mode = "host" if path == "host" else (path or "none")
+    return {"mode": runtime_mode, "hosts": setup.hosts, "resolv_conf": setup.resolv_conf}
 
 
 def _mounts(runner: Any, doc: dict[str, Any], cdir: Path, rootfs: Path) -> tuple[list[Any], list[dict]]:
