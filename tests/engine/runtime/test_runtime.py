@@ -303,3 +303,10 @@ def test_readonly_rootfs_and_binds(runc_box: Box, tmp_path: Path) -> None:
         readonly_rootfs=True, mounts=[(str(src), "/data", "bind", ["rbind", "rw"])]))
     assert runc_box.output(cid, cdir) == "from host\nreadonly\n"
     assert (src / "out.txt").read_text() == "out\n"
+
+
+def test_container_starts_with_default_signal_dispositions(box: Box) -> None:
+    """Nothing the monitor ignores (SIGHUP, SIGINT, SIGPIPE) leaks into the container."""
+    cid, cdir, _ = run(box.run(["cat", "/proc/self/status"]))
+    status = _status(box, cid, cdir)
+    assert int(status["SigIgn"], 16) == 0 and int(status["SigBlk"], 16) == 0, status

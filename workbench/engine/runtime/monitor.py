@@ -43,6 +43,7 @@ DRAIN_AFTER_EXIT = 2.0
 CGROUP_ROOT = "/sys/fs/cgroup"
 _enc = _json.encode_basestring
 _sync_fd = 3
+_DEFAULT_IN_CHILD = (_signal.SIGHUP, _signal.SIGINT, _signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD)
 _trace = False
 
 
@@ -349,13 +350,26 @@ def _noop(signum, frame):
 
 
 def spawn_wait(cmd, stdio):
-    """Run `cmd` (no shell) with `stdio` as fds 0-2 and wait for it; return its exit code."""
-    actions = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(stdio)]
-    try:
-        pid = os.posix_spawn(cmd[0], cmd, os.environ, file_actions=actions)
-    except OSError as err:
-        sys.stderr.write(f"monitor: cannot run {cmd[0]}: {err}\n")
-        return 127
+    """Run `cmd` (no shell) with `stdio` as fds 0-2 and wait for it; return its exit code.
+
+    fork+exec rather than posix_spawn: glibc's posix_spawn leaves its internal signals 32/33 ignored
+    in the child, and an ignored disposition survives exec, down to the container's processes. The
+    child also drops what we ignore (SIGHUP, SIGINT, and Python's SIGPIPE, SIGXFSZ)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _signal.set_wakeup_fd(-1)
+            for sig in _DEFAULT_IN_CHILD:
+                _signal.signal(sig, _signal.SIG_DFL)
+            for target, fd in enumerate(stdio):
+                if fd == target:
+                    os.set_inheritable(fd, True)
+                else:
+                    os.dup2(fd, target)
+            os.execve(cmd[0], cmd, os.environ)
+        except BaseException as err:
+            os.write(2, f"monitor: cannot run {cmd[0]}: {err}\n".encode())
+        os._exit(127)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
 
