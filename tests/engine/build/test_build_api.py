@@ -176,3 +176,12 @@ def test_context_entry_kinds(engine, busybox):
     assert run_logs(engine, image, ["sh", "-c", "stat -c '%a %n' /ctx/d /ctx/d/x; readlink /ctx/link"]) == \
         (0, "750 /ctx/d\n600 /ctx/d/x\nd/x\n")
     remove_image(engine, image)
+
+
+def test_context_without_final_padding_is_accepted_but_truncated_data_is_not(engine, busybox):
+    raw = context_tar({"Dockerfile": BUSYBOX_DF + "COPY last /last\n", "last": "tail-data"})
+    end = raw.rfind(b"tail-data") + len(b"tail-data")  # what the docker CLI sends for `-f` outside the context
+    image = build(engine, body=raw[:end]).check()
+    assert run_logs(engine, image, ["cat", "/last"]) == (0, "tail-data")
+    assert build(engine, body=raw[:end - 3]).status == 400
+    remove_image(engine, image)

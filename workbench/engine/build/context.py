@@ -50,8 +50,74 @@ def extract_context(body: BinaryIO, dest: Path) -> int:
     Raises:
         InvalidArgument: a malformed or unsafe archive (`store.layers.apply_layer`'s checks).
     """
-    stats = apply_layer(open_decompressed(body), dest, mode="flatten", allow_devices=False)
+    stats = apply_layer(TarTail(open_decompressed(body)), dest, mode="flatten", allow_devices=False)
     return stats.files
+
+
+def _header_size(block: bytes) -> int:
+    field = block[124:136]
+    if field[0] & 0x80:                       # base-256 (GNU) for sizes over 8 GiB
+        return int.from_bytes(field[1:], "big")
+    text = field.split(b"\0", 1)[0].strip()
+    return int(text, 8) if text else 0
+
+
+class TarTail:
+    """Reads a tar stream through, adding the final padding and end-of-archive blocks when the
+    stream stops right after the last member's data.
+
+    The docker CLI sends such streams when `-f` names a Dockerfile outside the context (its
+    ReplaceFileTarWrapper closes the pipe before the tar writer's Close flushes) and Go's tar
+    reader accepts them. A stream that stops inside a header or inside a member's data is left
+    as it is, so it still fails as truncated.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._pos = 0                 # bytes passed through
+        self._next = 0                # offset of the next header block
+        self._data_end = 0            # end of the current member's data
+        self._hdr = bytearray()       # a header block split across reads
+        self._ended = False           # a zero block was seen: the archive's own end
+        self._tail: bytes | None = None
+
+    def read(self, n: int = -1) -> bytes:
+        if self._tail is None:
+            data = self._raw.read(n if n and n > 0 else _CHUNK)
+            if data:
+                self._scan(data)
+                return data
+            self._tail = self._completion()
+        out, self._tail = (self._tail, b"") if n is None or n < 0 else (self._tail[:n], self._tail[n:])
+        return out
+
+    def _scan(self, data: bytes) -> None:
+        start, end = self._pos, self._pos + len(data)
+        while not self._ended:
+            need = self._next + len(self._hdr)
+            if need >= end:
+                break
+            self._hdr += data[need - start:min(end, self._next + 512) - start]
+            if len(self._hdr) < 512:
+                break
+            block = bytes(self._hdr)
+            self._hdr.clear()
+            if block == bytes(512):
+                self._ended = True
+                break
+            try:
+                size = _header_size(block)
+            except ValueError:
+                self._ended = True        # not a tar header: let the tar reader report it
+                break
+            self._data_end = self._next + 512 + size
+            self._next += 512 + (size + 511) // 512 * 512
+        self._pos = end
+
+    def _completion(self) -> bytes:
+        if self._ended or self._hdr or self._pos < self._data_end or self._pos == 0:
+            return b""
+        return bytes(self._next - self._pos) + bytes(1024)
 
 
 def read_dockerfile(root: Path, name: str | None) -> tuple[str, bytes]:
