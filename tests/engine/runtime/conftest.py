@@ -135,6 +135,7 @@ def box(request, lower: Path) -> Iterator[Box]:
         b.close()
     for cid in b.cids:
         assert not leftover_cgroups(cid), f"cgroups left behind for {cid}"
+    assert str(base) not in Path("/proc/self/mountinfo").read_text(), "mounts left behind"
 
 
 @pytest.fixture

@@ -177,3 +177,28 @@ def test_monitor_rejects_bad_arguments(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-S", str(MONITOR), str(tmp_path)], capture_output=True, text=True,
                           timeout=10)
     assert proc.returncode == 2 and "usage" in proc.stderr
+
+
+def test_many_waiters_and_the_polling_fallback(runc_box: Box, monkeypatch: pytest.MonkeyPatch) -> None:
+    import workbench.engine.runtime as runtime_mod
+
+    async def scenario() -> None:
+        _, cdir, _ = await runc_box.start(["sh", "-c", "sleep 0.3; exit 5"])
+        a, b = await asyncio.gather(runc_box.runtime.wait_exit(cdir), runc_box.runtime.wait_exit(cdir))
+        assert a == b and a.exit_code == 5
+        assert (await runc_box.runtime.wait_exit(cdir)).exit_code == 5      # after the fact, too
+        monkeypatch.setattr(runtime_mod, "_pidfd", lambda pid: None)        # no pidfd: poll
+        _, cdir, _ = await runc_box.start(["sh", "-c", "sleep 0.2; exit 6"])
+        assert (await asyncio.wait_for(runc_box.runtime.wait_exit(cdir), 10)).exit_code == 6
+    run(scenario())
+
+
+def test_joining_another_network_namespace(runc_box: Box) -> None:
+    async def scenario() -> None:
+        first, first_dir, pid = await runc_box.start(["sleep", "30"])
+        netns = f"/proc/{pid}/ns/net"
+        cid, cdir, st = await runc_box.run(["readlink", "/proc/self/ns/net"], network=netns)
+        assert st.exit_code == 0 and runc_box.output(cid, cdir).strip() == os.readlink(netns)
+        runc_box.runtime.kill(first, signal.SIGKILL)
+        await runc_box.runtime.wait_exit(first_dir)
+    run(scenario())

@@ -310,3 +310,9 @@ def test_container_starts_with_default_signal_dispositions(box: Box) -> None:
     cid, cdir, _ = run(box.run(["cat", "/proc/self/status"]))
     status = _status(box, cid, cdir)
     assert int(status["SigIgn"], 16) == 0 and int(status["SigBlk"], 16) == 0, status
+
+
+def test_public_surface() -> None:
+    import workbench.engine.runtime as runtime
+    assert sorted(runtime.__all__) == ["ExitStatus", "Runtime", "RuntimeFailure", "pick_runtime"]
+    assert issubclass(RuntimeFailure, __import__("workbench.errors").errors.WorkbenchError)
