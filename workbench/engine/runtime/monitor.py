@@ -62,6 +62,7 @@ def main(argv):
     write_atomic(os.path.join(cdir, "monitor.pid"), f"{os.getpid()} {start_time(os.getpid())} {cid}\n", False)
     if "unshare-cgroup2" in opts:
         private_mounts(libc)
+        trace("unshared")
     mon = Monitor(cdir, cid, cgroup, opts)
     init_pid = mon.launch(cmds, delete)
     if opts.get("bpf-src") and opts.get("bpf-dst"):
