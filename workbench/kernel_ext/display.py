@@ -20,12 +20,13 @@ from workbench.cli.tables import ago, human_size
 __all__ = ["ExitCode", "container_html", "frame_html", "frame_text", "image_html", "register", "unregister"]
 
 MAX_ROWS = 60
-_STYLE = ("<style>.wb-table{border-collapse:collapse;font-size:12px}"
-          ".wb-table th{text-align:left;padding:2px 10px 2px 0;border-bottom:1px solid #bbb}"
-          ".wb-table td{text-align:left;padding:1px 10px 1px 0;white-space:nowrap;max-width:48em;overflow:hidden;"
-          "text-overflow:ellipsis}.wb-table td.num{text-align:right}.wb-table tr.wb-wasted td{background:#fde2e2}"
-          ".wb-table tr.wb-added td{background:#e3f6e3}.wb-table tr.wb-removed td{background:#fde2e2}"
-          ".wb-table tr.wb-changed td{background:#fff3d6}.wb-caption{color:#666;font-size:11px}</style>")
+# Inline styles only: JupyterLab's sanitizer drops <style> elements from outputs, and its own table rules
+# (right-aligned cells, striped rows) would otherwise win.
+_TABLE = 'style="border-collapse:collapse;font-size:12px;white-space:nowrap"'
+_TH = '<th style="text-align:left;padding:2px 12px 2px 0;border-bottom:1px solid #bbb">'
+_LEFT, _RIGHT = ' style="text-align:left;padding:1px 12px 1px 0"', ' style="text-align:right;padding:1px 12px 1px 0"'
+_ROW_COLOURS = {"wb-wasted": "#fde2e2", "wb-added": "#e3f6e3", "wb-removed": "#fde2e2", "wb-changed": "#fff3d6"}
+_CAPTION = '<div class="wb-caption" style="color:#666;font-size:11px">'
 _esc = html.escape
 
 
@@ -98,21 +99,23 @@ def frame_html(df: Any) -> str | None:
         values = df[c].tolist()
         columns.append([fmt(values[i]) for i in picks])
     row_class = _row_class(marks.get("kind", ""), df)
-    out = [_STYLE, f'<table class="wb-table wb-{_esc(marks.get("kind", ""))}"><thead><tr>']
-    out += [f"<th>{_esc(c)}</th>" for c in cols]
+    out = [f'<table class="wb-table wb-{_esc(marks.get("kind", ""))}" {_TABLE}><thead><tr>']
+    out += [f"{_TH}{_esc(c)}</th>" for c in cols]
     out.append("</tr></thead><tbody>")
     for j, i in enumerate(picks):
         if cut and j == MAX_ROWS // 2:
             out.append(f'<tr><td colspan="{len(cols)}">…</td></tr>')
         cls = row_class(i)
-        out.append(f'<tr class="{cls}">' if cls else "<tr>")
+        colour = _ROW_COLOURS.get(cls)
+        out.append(f'<tr class="{cls}" style="background:{colour}">' if colour else
+                   f'<tr class="{cls}">' if cls else "<tr>")
         for c, column in zip(cols, columns):
             text, title = column[j]
-            attrs = (' class="num"' if c in numeric else "") + (f' title="{_esc(title)}"' if title else "")
+            attrs = (_RIGHT if c in numeric else _LEFT) + (f' title="{_esc(title)}"' if title else "")
             out.append(f"<td{attrs}>{_esc(text)}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
-    out.append(f'<div class="wb-caption">{len(df)} rows × {len(cols)} columns</div>')
+    out.append(f"{_CAPTION}{len(df)} rows × {len(cols)} columns</div>")
     return "".join(out)
 
 
@@ -141,8 +144,9 @@ def frame_text(df: Any) -> str | None:
 
 # -- records ----------------------------------------------------------------------------------------
 def _kv_table(pairs: Sequence[tuple[str, str]], title: str) -> str:
-    body = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in pairs if v)
-    return f'{_STYLE}<table class="wb-table wb-card"><caption style="text-align:left"><b>{_esc(title)}</b>' \
+    body = "".join(f'<tr><th style="text-align:left;padding-right:12px">{_esc(k)}</th><td{_LEFT}>{_esc(v)}</td></tr>'
+                   for k, v in pairs if v)
+    return f'<table class="wb-table wb-card" {_TABLE}><caption style="text-align:left"><b>{_esc(title)}</b>' \
            f"</caption>{body}</table>"
 
 

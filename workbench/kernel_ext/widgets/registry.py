@@ -24,7 +24,7 @@ class RegistryBrowser(Panel):
         self.registry = w.Text(value=registry, description="registry", layout=w.Layout(width="40%"))
         self.load_button = w.Button(description="load", icon="refresh")
         self.repositories = w.Select(options=[], rows=10, description="repos", layout=w.Layout(width="45%"))
-        self.tags = w.Select(options=[], rows=10, description="tags", layout=w.Layout(width="30%"))
+        self.tags = w.Select(options=[], rows=10, description="tags", layout=w.Layout(width="95%"))
         self.prev_button = w.Button(description="◀ prev", disabled=True, layout=w.Layout(width="auto"))
         self.next_button = w.Button(description="next ▶", disabled=True, layout=w.Layout(width="auto"))
         self.page_label = w.Label("")
@@ -40,7 +40,7 @@ class RegistryBrowser(Panel):
         self.prev_button.on_click(lambda _b: self.page(-1))
         self.pull_button.on_click(lambda _b: self.pull())
         tag_box = w.VBox([self.tags, w.HBox([self.prev_button, self.page_label, self.next_button]),
-                          self.pull_button])
+                          self.pull_button], layout=w.Layout(width="40%"))
         self.widget = w.VBox([w.HBox([self.registry, self.load_button, self.auth_label]),
                               w.HBox([self.repositories, tag_box]), self.progress, self.status])
         self.load()
