@@ -22,6 +22,7 @@ def test_argv_building(tmp_path: Path) -> None:
     assert r.start_argv("c1") == [*glob, "start", "c1"]
     assert r.delete_argv("c1", force=True) == [*glob, "delete", "--force", "c1"]
     assert r.delete_argv("c1") == [*glob, "delete", "c1"]
+    assert r.exec_argv("c1", Path("/p.json"), detach=True) == [*glob, "exec", "--process", "/p.json", "--detach", "c1"]
     assert r.name == "runc"
 
 

@@ -107,6 +107,16 @@ class Runc:
             flags.append("--keep")
         return [*self.opts.argv(log=log), "run", *flags, *_bundle_flags(bundle, pid_file, no_pivot), cid]
 
+    def exec_argv(self, cid: str, process: Path, *, detach: bool = False, pid_file: Path | None = None,
+                  log: Path | None = None) -> list[str]:
+        """`exec --process <process.json>`: one more process in the running container `cid`."""
+        flags = ["--process", str(process)]
+        if detach:
+            flags.append("--detach")
+        if pid_file is not None:
+            flags += ["--pid-file", str(pid_file)]
+        return [*self.opts.argv(log=log), "exec", *flags, cid]
+
     def delete_argv(self, cid: str, *, force: bool = False, log: Path | None = None) -> list[str]:
         return [*self.opts.argv(log=log), "delete", *(["--force"] if force else []), cid]
 
