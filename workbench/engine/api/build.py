@@ -1,6 +1,7 @@
 """Build routes: `POST /build` (the classic builder's JSON-lines stream) and `POST /build/prune`.
 
-The context body (chunked, any Content-Type, plain or compressed) is spooled to a temp file first.
+The context body (chunked, any Content-Type, plain or compressed) is streamed into the builder's
+extraction as it arrives (a bounded pipe: a slow extraction slows the upload, nothing is spooled).
 Errors before the first line of output (bad parameters, an unreadable context, a Dockerfile syntax
 error, an unknown target) are plain HTTP errors, as dockerd returns them while its output is still
 unflushed; after that they go in-stream as `{"errorDetail": {...}, "error": ...}`, with the exit
@@ -9,6 +10,7 @@ code as `errorDetail.code` only for a failing RUN.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from pathlib import Path
@@ -16,9 +18,10 @@ from typing import Any
 
 from aiohttp import web
 
-from workbench.engine.api.codec import json_response, qbool, qint, qjson, qstr, spool_body
+from workbench.engine.api.codec import json_response, qbool, qint, qjson, qstr
 from workbench.engine.api.streaming import open_stream
 from workbench.engine.build.executor import BuildEvent, describe_error
+from workbench.engine.registry.progress import ChunkPipe, PipeClosed
 from workbench.engine.services.builds import BuildOptions, BuildService
 from workbench.errors import InvalidArgument, WorkbenchError
 from workbench.oci.streams import progress_line
@@ -66,6 +69,19 @@ def encode_error(message: str, code: int | None = None) -> bytes:
     return progress_line({"errorDetail": detail, "error": message})
 
 
+async def _pump(request: web.Request, pipe: ChunkPipe) -> None:
+    """Feed the request body into `pipe` (EOF at its end; an error if the client breaks off)."""
+    try:
+        async for chunk in request.content.iter_chunked(1 << 20):
+            await pipe.put(chunk)
+    except PipeClosed:
+        return
+    except Exception as err:
+        pipe.finish(InvalidArgument(f"reading the build context: {err}"))
+        return
+    pipe.finish()
+
+
 def routes(engine: Any) -> list[web.RouteDef]:
     tmp_dir: Path = engine.config.tmp_dir
     service = BuildService(engine.image_io, engine.runtime, tmp_dir, engine.config.root / "build-cache")
@@ -74,8 +90,9 @@ def routes(engine: Any) -> list[web.RouteDef]:
     async def build(request: web.Request) -> web.StreamResponse:
         opts = parse_options(request)
         service.check(opts)
-        body = await spool_body(request, tmp_dir)
-        events = service.build(opts, body)
+        pipe = ChunkPipe()
+        pump = asyncio.create_task(_pump(request, pipe))
+        events = service.build(opts, pipe)
         try:
             try:
                 first = await anext(events)
@@ -100,7 +117,11 @@ def routes(engine: Any) -> list[web.RouteDef]:
         finally:
             with contextlib.suppress(Exception):
                 await events.aclose()
-            body.unlink(missing_ok=True)
+            pipe.abandon()
+            if not pump.done():
+                pump.cancel()
+            with contextlib.suppress(BaseException):
+                await pump
 
     async def prune(request: web.Request) -> web.Response:
         return json_response(service.prune())

@@ -2,9 +2,9 @@
 
 `commit_layer` walks the upper dir once (`store.layers.diff_to_tar`: whiteouts and opaque
 directories become OCI whiteouts, entries sorted, uid/gid numeric, mtimes clamped to
-SOURCE_DATE_EPOCH when given) into a `LayerWriter`, which hashes the tar (diff_id), gzips it with
-a fixed header and hashes the blob in the same pass, while a copy of the tar goes to a scratch
-file that then becomes the layer's snapshot. An upper dir with no changes makes no layer: the
+SOURCE_DATE_EPOCH when given) to hash it (the diff_id); then two concurrent walks stream the same
+tar into the blob (gzip with a fixed header, hashed by the content store as it is written) and
+into the layer's snapshot. An upper dir with no changes makes no layer: the
 step's history entry is then `empty_layer`, as moby's NewChildImage does.
 
 `BuiltImage` is an image as the executor grows it; `child` makes the next step's config document
@@ -14,13 +14,16 @@ step's history entry is then `empty_layer`, as moby's NewChildImage does.
 from __future__ import annotations
 
 import copy
+import hashlib
+import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from workbench.engine.services.image_io import ImageIO, LayerInfo
-from workbench.engine.store.compression import LayerWriter
+from workbench.engine.store.compression import GzipWriter
 from workbench.engine.store.layers import diff_to_tar
 from workbench.errors import NotFound
 from workbench.oci import mediatypes as mt
@@ -29,6 +32,7 @@ from workbench.oci.image import chain_id, empty_config
 __all__ = ["BuiltImage", "commit_layer", "created_time"]
 
 JSON = dict[str, Any]
+_CHUNK = 1 << 20
 
 
 def created_time(epoch: int | None) -> str:
@@ -40,41 +44,81 @@ def created_time(epoch: int | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
 
 
-class _Tee:
-    def __init__(self, *outs: Any) -> None:
-        self.outs = outs
+class _Hasher:
+    """A write-only sink that hashes what it gets (the tar's diff_id) and counts it."""
+
+    def __init__(self) -> None:
+        self.h, self.size = hashlib.sha256(), 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        for out in self.outs:
-            out.write(data)
+        self.h.update(data)
+        self.size += len(data)
         return len(data)
 
 
-def commit_layer(image_io: ImageIO, upper: Path, parent_chain: str | None, scratch: Path,
-                 *, epoch: int | None) -> LayerInfo | None:
-    """Store `upper` as a layer on `parent_chain` (blob, layers row, snapshot); None if empty."""
-    images = image_io.images
-    with images.content.writer() as blob:
-        lw = LayerWriter(blob, "gzip")
-        with open(scratch, "wb", buffering=1 << 20) as tar:
-            entries = diff_to_tar(upper, _Tee(lw, tar), epoch=epoch)
+def _unpack(images: Any, upper: Path, chain: str, parent: str | None, epoch: int | None) -> None:
+    """The layer's snapshot, extracted from a second walk of `upper` streamed through a pipe."""
+    if images.snapshots.exists(chain):
+        return
+    r, w = os.pipe()
+    failure: list[BaseException] = []
+
+    def feed() -> None:
         try:
-            info = lw.close()
-            if entries == 0:
-                scratch.unlink(missing_ok=True)
-                return None
-            digest = blob.commit(info.digest)
-        except BaseException:
-            scratch.unlink(missing_ok=True)
-            raise
+            with open(w, "wb", buffering=_CHUNK) as out:
+                diff_to_tar(upper, out, epoch=epoch)
+        except BrokenPipeError:
+            pass  # the extraction stopped early and reports why
+        except BaseException as err:
+            failure.append(err)
+
+    feeder = threading.Thread(target=feed, name="build-layer-tar")
+    feeder.start()
     try:
-        chain = chain_id([parent_chain, info.diff_id]) if parent_chain else info.diff_id
-        if not images.snapshots.exists(chain):
-            with open(scratch, "rb") as f:
-                images.snapshots.create_layer(chain, parent_chain, f)
+        with open(r, "rb", buffering=_CHUNK) as src:
+            images.snapshots.create_layer(chain, parent, src)
     finally:
-        scratch.unlink(missing_ok=True)
-    layer = LayerInfo(info.diff_id, digest, mt.OCI_LAYER_GZIP, info.size, info.uncompressed_size)
+        feeder.join()
+    if failure:
+        raise failure[0]
+
+
+def commit_layer(image_io: ImageIO, upper: Path, parent_chain: str | None,
+                 *, epoch: int | None) -> LayerInfo | None:
+    """Store `upper` as a layer on `parent_chain` (blob, layers row, snapshot); None if empty.
+
+    A first walk of the upper dir hashes the tar (diff_id, hence the chain ID); two more walks,
+    concurrent, stream it into the gzip blob and into the snapshot. The tar is a pure function of
+    the (unchanging, page-cached) upper dir, so nothing is written to disk but the two results.
+    """
+    images = image_io.images
+    tar = _Hasher()
+    if diff_to_tar(upper, tar, epoch=epoch) == 0:
+        return None
+    diff_id = "sha256:" + tar.h.hexdigest()
+    chain = chain_id([parent_chain, diff_id]) if parent_chain else diff_id
+    failure: list[BaseException] = []
+
+    def unpack() -> None:
+        try:
+            _unpack(images, upper, chain, parent_chain, epoch)
+        except BaseException as err:  # re-raised in the caller's thread
+            failure.append(err)
+
+    worker = threading.Thread(target=unpack, name="build-unpack")
+    worker.start()
+    try:
+        with images.content.writer() as blob:
+            gz = GzipWriter(blob)
+            diff_to_tar(upper, gz, epoch=epoch)
+            gz.close()
+            size = blob.size
+            digest = blob.commit()
+    finally:
+        worker.join()
+    if failure:
+        raise failure[0]
+    layer = LayerInfo(diff_id, digest, mt.OCI_LAYER_GZIP, size, tar.size)
     with images.md.transaction() as tx:
         tx.execute("INSERT OR REPLACE INTO layers(diff_id, blob_digest, media_type, size, uncompressed_size) "
                    "VALUES (?,?,?,?,?)", (layer.diff_id, layer.blob_digest, layer.media_type, layer.size,

@@ -196,7 +196,7 @@ class Executor:
 
     def _commit(self, box: Sandbox, parent: BuiltImage) -> Any:
         box.unmount(self.snapshots)
-        return commit_layer(self.image_io, box.upper, parent.chain, box.dir / "layer.tar", epoch=self.opts.epoch)
+        return commit_layer(self.image_io, box.upper, parent.chain, epoch=self.opts.epoch)
 
     def _root_of(self, box: Sandbox, name: str) -> Path:
         """Mount a `RUN --mount from=` stage or image read-only in the sandbox (blocking)."""

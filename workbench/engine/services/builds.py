@@ -21,7 +21,7 @@ import shutil
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from workbench.engine.build.cache import BuildCache
 from workbench.engine.build.context import SourceTree, apply_dockerignore, extract_context, read_dockerfile
@@ -157,8 +157,9 @@ class BuildService:
         source_date_epoch(opts.build_args)
         return tags
 
-    async def build(self, opts: BuildOptions, body: Path) -> AsyncIterator[BuildEvent]:
-        """Build from the context tar at `body`; see the module docstring."""
+    async def build(self, opts: BuildOptions, body: BinaryIO) -> AsyncIterator[BuildEvent]:
+        """Build from the context tar read from `body` (a blocking reader, read in a worker thread
+        to its end); see the module docstring."""
         tags = self.check(opts)
         epoch = source_date_epoch(opts.build_args)
         workdir = self.tmp_dir / f"build-{secrets.token_hex(6)}"
@@ -202,10 +203,9 @@ class BuildService:
         finally:
             await asyncio.to_thread(self._cleanup, workdir)
 
-    def _prepare(self, opts: BuildOptions, body: Path, context: Path) -> Any:
+    def _prepare(self, opts: BuildOptions, body: BinaryIO, context: Path) -> Any:
         context.mkdir(parents=True)
-        with open(body, "rb") as f:
-            extract_context(f, context)
+        extract_context(body, context)
         name, text = read_dockerfile(context, opts.dockerfile)
         apply_dockerignore(context)
         df = with_labels(parse(text, name=name), opts.target, opts.labels)
