@@ -175,3 +175,34 @@ def test_build_stream_lines_are_written_verbatim():
 def test_full_reference():
     assert tables.full_reference("busybox") == "docker.io/library/busybox:latest"
     assert tables.full_reference("127.0.0.1:5000/a:1") == "127.0.0.1:5000/a:1"
+
+
+def test_ps_image_column_shortens_ids_and_digests():
+    from_id = _container(Image="sha256:" + "ab" * 32, ImageID="sha256:" + "ab" * 32)
+    from_digest = _container(Image="reg/app@sha256:" + "f" * 64, ImageID="sha256:x")
+    o, out, _, _ = _out()
+    render("container_ls", parse(["ps", "--format", "{{.Image}}"]), [from_id, from_digest], o)
+    assert out.getvalue().split() == ["abababababab", "reg/app"]
+
+
+def test_system_df_like_docker():
+    from workbench.client import DiskUsage
+
+    df = DiskUsage.from_wire({
+        "LayersSize": 3968000,
+        "Images": [{"Id": "sha256:a", "Size": 1984000, "VirtualSize": 1984000, "SharedSize": 0, "Containers": 1},
+                   {"Id": "sha256:b", "Size": 1984000, "VirtualSize": 1984000, "SharedSize": 0, "Containers": 0}],
+        "Containers": [{"Id": "c1", "State": "running", "SizeRw": 100},
+                       {"Id": "c2", "State": "exited", "SizeRw": 50}],
+        "Volumes": [{"Name": "v", "UsageData": {"Size": 1000, "RefCount": 0}}],
+        "BuildCache": [],
+    })
+    o, out, _, _ = _out()
+    render("system_df", parse(["system", "df"]), df, o)
+    assert out.getvalue().splitlines() == [
+        "TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE",
+        "Images          2         1         3.968MB   1.984MB (50%)",
+        "Containers      2         1         150B      50B (33%)",
+        "Local Volumes   1         0         1kB       1kB (100%)",
+        "Build Cache     0         0         0B        0B",
+    ]

@@ -156,13 +156,26 @@ def _ports(ports: Iterable[Any]) -> str:
     return ", ".join(dict.fromkeys(str(p) for p in ordered))
 
 
+def _image_column(c: Any, no_trunc: bool) -> str:
+    """docker ps's IMAGE: a short ID when the container was made from an ID, a name without digest."""
+    if no_trunc:
+        return c.image
+    image = c.image
+    if image.removeprefix("sha256:")[:12] == c.image_id.removeprefix("sha256:")[:12]:
+        return image.removeprefix("sha256:")[:12]
+    if "@" in image:
+        name, _, _digest = image.partition("@")
+        return name
+    return image
+
+
 def _container_row(c: Any, no_trunc: bool) -> dict[str, Any]:
     command = c.command if no_trunc else _ellipsis(c.command, 20)
     names = [n.lstrip("/") for n in c.names if "/" not in n.lstrip("/")]
     size = ""
     if c.size_rw is not None:
         size = f"{human_size(c.size_rw)} (virtual {human_size(c.size_root_fs or 0)})"
-    return {"ID": c.id if no_trunc else c.id[:12], "Image": c.image, "Command": _quote(command),
+    return {"ID": c.id if no_trunc else c.id[:12], "Image": _image_column(c, no_trunc), "Command": _quote(command),
             "CreatedSince": ago(c.created), "RunningFor": ago(c.created), "CreatedAt": str(c.created),
             "Status": c.status, "State": c.state, "Ports": _ports(c.ports), "Names": ",".join(names),
             "Labels": ",".join(f"{k}={v}" for k, v in sorted(c.labels.items())), "Size": size,
@@ -225,26 +238,37 @@ def volumes(args: argparse.Namespace, result: Sequence[Any], out: Output) -> int
 
 
 def disk_usage(args: argparse.Namespace, df: Any, out: Output) -> int:
-    images_active = sum(1 for i in df.images if i.containers and i.containers > 0)
-    image_size = sum(i.size for i in df.images)
-    unused = sum(i.size for i in df.images if not (i.containers and i.containers > 0))
-    c_active = sum(1 for c in df.containers if c.state in ("running", "paused", "restarting"))
-    c_size = sum(c.size_rw or 0 for c in df.containers)
-    c_unused = sum(c.size_rw or 0 for c in df.containers if c.state not in ("running", "paused"))
-    v_active = sum(1 for v in df.volumes if ((v.get("UsageData") or {}).get("RefCount") or 0) > 0)
-    v_sizes = [((v.get("UsageData") or {}).get("Size") or 0, (v.get("UsageData") or {}).get("RefCount") or 0)
-               for v in df.volumes]
-    b_size = sum(b.get("Size") or 0 for b in df.build_cache)
+    """docker's `system df` summary: image SIZE is the unique layer total, RECLAIMABLE what unused images,
+    stopped containers, unreferenced volumes and idle build cache free."""
+    def size(n: float) -> str:
+        return human_size(n, precision=4)
 
     def pct(part: int, whole: int) -> str:
-        return f"{human_size(part)} ({part * 100 // whole}%)" if whole else human_size(part)
+        return f"{size(part)} ({part * 100 // whole}%)" if whole > 0 else size(part)
 
-    rows = [["Images", str(len(df.images)), str(images_active), human_size(image_size),
-             pct(unused, image_size)],
-            ["Containers", str(len(df.containers)), str(c_active), human_size(c_size), pct(c_unused, c_size)],
-            ["Local Volumes", str(len(df.volumes)), str(v_active), human_size(sum(s for s, _ in v_sizes)),
-             pct(sum(s for s, r in v_sizes if r == 0), sum(s for s, _ in v_sizes))],
-            ["Build Cache", str(len(df.build_cache)), "0", human_size(b_size), human_size(b_size)]]
+    images_total = df.layers_size
+    used = 0
+    for image in df.images:
+        virtual = image.attrs.get("VirtualSize", image.size)
+        shared = image.attrs.get("SharedSize", -1)
+        if image.containers and virtual != -1 and shared != -1:
+            used += virtual - shared
+    live = ("running", "paused", "restarting")
+    c_size = sum(c.size_rw or 0 for c in df.containers)
+    c_idle = sum(c.size_rw or 0 for c in df.containers if c.state not in live)
+    usage = [(v.get("UsageData") or {}) for v in df.volumes]
+    v_size = sum(u.get("Size", 0) for u in usage if u.get("Size", -1) != -1)
+    v_idle = sum(u.get("Size", 0) for u in usage if u.get("RefCount", 0) == 0 and u.get("Size", -1) != -1)
+    b_size = sum(b.get("Size") or 0 for b in df.build_cache if not b.get("Shared"))
+    b_idle = sum(b.get("Size") or 0 for b in df.build_cache if not b.get("InUse") and not b.get("Shared"))
+    rows = [["Images", str(len(df.images)), str(sum(1 for i in df.images if i.containers and i.containers > 0)),
+             size(images_total), pct(images_total - used, images_total)],
+            ["Containers", str(len(df.containers)), str(sum(1 for c in df.containers if c.state in live)),
+             size(c_size), pct(c_idle, c_size)],
+            ["Local Volumes", str(len(df.volumes)), str(sum(1 for u in usage if u.get("RefCount", 0) > 0)),
+             size(v_size), pct(v_idle, v_size)],
+            ["Build Cache", str(len(df.build_cache)), str(sum(1 for b in df.build_cache if b.get("InUse"))),
+             size(b_size), size(b_idle)]]
     if args.format:
         keys = ["Type", "TotalCount", "Active", "Size", "Reclaimable"]
         return _formatted(out, args.format, [dict(zip(keys, r, strict=True)) for r in rows])
