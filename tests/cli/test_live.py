@@ -340,5 +340,14 @@ def test_engine_start_status_stop_on_a_second_root(wb, tmp_path):
                                                      "PORTS", "NAMES"]
     finally:
         second("engine", "stop", "--root", str(root), timeout=60)
+        left = _mounts_under(root)
+        for mount in sorted(left, key=len, reverse=True):  # never leak a mount into the next tests
+            subprocess.run(["umount", "-l", mount], check=False)
     assert second("engine", "status", "--root", str(root), code=1).returncode == 1
     assert "Cannot connect" in second("ps", code=1).stderr
+    assert left == [], f"the stopped engine left mounts behind: {left}"
+
+
+def _mounts_under(base: Path) -> list[str]:
+    lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    return [line.split()[4] for line in lines if line.split()[4].startswith(str(base))]
