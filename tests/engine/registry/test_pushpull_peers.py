@@ -241,6 +241,7 @@ def docker_cli(engine, tmp_path: Path):
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         p = subprocess.run([DOCKER, "-H", engine.host, *args], capture_output=True, text=True, timeout=180,
+                           stdin=subprocess.DEVNULL,
                            env={"DOCKER_CONFIG": str(cfg), "PATH": "/usr/bin:/bin:/usr/local/bin"})
         if check and p.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} failed ({p.returncode}): {p.stderr}")

@@ -127,13 +127,19 @@ def handlers(engine: Any) -> dict[str, Handler]:
         creds = decode_registry_auth(request.headers.get("X-Registry-Auth"))
         prepared = await transfers.prepare_pull(qstr(request, "fromImage") or "", qstr(request, "tag") or None,
                                                 platform=qstr(request, "platform") or None, credentials=creds)
-        return await _stream(request, prepared.events())
+        try:
+            return await _stream(request, prepared.events())
+        finally:
+            await prepared.aclose()
 
     async def push(request: web.Request) -> web.StreamResponse:
         creds = decode_registry_auth(request.headers.get("X-Registry-Auth"))
         prepared = transfers.prepare_push(request.match_info["name"], qstr(request, "tag") or None,
                                           credentials=creds)
-        return await _stream(request, prepared.events())
+        try:
+            return await _stream(request, prepared.events())
+        finally:
+            await prepared.aclose()
 
     return {"pull": pull, "push": push}
 

@@ -12,7 +12,6 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import aclosing
 from typing import Any
 
 from workbench.engine.registry.client import DOCKER_HUB, Credentials, RegistryClient
@@ -36,36 +35,31 @@ def registry_domain(server_address: str) -> str:
 
 
 class PreparedPull:
-    """A pull resolved up to its layers: iterate `events()` (once) to run it."""
+    """A pull resolved up to its layers: iterate `events()` (once) to run it, then `aclose()`."""
 
     def __init__(self, puller: Puller, job: PullJob) -> None:
         self._puller, self.job = puller, job
 
-    async def events(self) -> AsyncIterator[Progress]:
-        try:
-            async with aclosing(self._puller.run(self.job)) as events:
-                async for ev in events:
-                    yield ev
-        finally:
-            await self.job.client.aclose()
+    def events(self) -> AsyncIterator[Progress]:
+        return self._puller.run(self.job)
 
     async def aclose(self) -> None:
+        """Close the registry connections (idempotent; also when `events()` never ran)."""
         await self.job.client.aclose()
 
 
 class PreparedPush:
-    """A push whose local images are resolved: iterate `events()` (once) to run it."""
+    """A push whose local images are resolved: iterate `events()` (once) to run it, then `aclose()`."""
 
     def __init__(self, pusher: Pusher, job: PushJob, client: RegistryClient) -> None:
         self._pusher, self.job, self._client = pusher, job, client
 
-    async def events(self) -> AsyncIterator[Progress]:
-        try:
-            async with aclosing(self._pusher.run(self.job, self._client)) as events:
-                async for ev in events:
-                    yield ev
-        finally:
-            await self._client.aclose()
+    def events(self) -> AsyncIterator[Progress]:
+        return self._pusher.run(self.job, self._client)
+
+    async def aclose(self) -> None:
+        """Close the registry connections (idempotent; also when `events()` never ran)."""
+        await self._client.aclose()
 
 
 class Transfers:
