@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from workbench.engine.build.dockerignore import DockerIgnore
 from workbench.engine.build.plan import SourceEntry, source_hash
@@ -34,24 +35,27 @@ from workbench.engine.store.layers import apply_layer
 from workbench.engine.store.paths import secure_join
 from workbench.errors import BuildError
 
-__all__ = ["DEFAULT_DOCKERFILE", "Source", "SourceTree", "apply_dockerignore", "extract_context",
-           "has_wildcards", "read_dockerfile"]
+__all__ = ["DEFAULT_DOCKERFILE", "ContextStream", "Source", "SourceTree", "apply_dockerignore",
+           "extract_context", "has_wildcards", "read_dockerfile"]
 
 DEFAULT_DOCKERFILE = "Dockerfile"
 _CHUNK = 1 << 20
 _WILDCARDS = re.compile(r"[*?\[\\]")
 
 
-def extract_context(body: BinaryIO, dest: Path) -> int:
+def extract_context(body: BinaryIO, dest: Path) -> dict[str, tuple[str, int]]:
     """Extract a (possibly compressed) context tar into the existing directory `dest`.
 
-    Returns the number of entries. An empty body is an empty context.
+    Returns the content digests of the regular files, hashed as they streamed past
+    ({cleaned path: ("sha256:<hex>", size)}), for `SourceTree(known=...)`. An empty body is an
+    empty context.
 
     Raises:
         InvalidArgument: a malformed or unsafe archive (`store.layers.apply_layer`'s checks).
     """
-    stats = apply_layer(TarTail(open_decompressed(body)), dest, mode="flatten", allow_devices=False)
-    return stats.files
+    stream = ContextStream(open_decompressed(body))
+    apply_layer(stream, dest, mode="flatten", allow_devices=False)
+    return stream.digests
 
 
 def _header_size(block: bytes) -> int:
@@ -62,24 +66,60 @@ def _header_size(block: bytes) -> int:
     return int(text, 8) if text else 0
 
 
-class TarTail:
-    """Reads a tar stream through, adding the final padding and end-of-archive blocks when the
-    stream stops right after the last member's data.
+def _ustar_name(block: bytes) -> str:
+    name = block[0:100].split(b"\0", 1)[0]
+    if block[257:262] == b"ustar":
+        prefix = block[345:500].split(b"\0", 1)[0]
+        if prefix:
+            name = prefix + b"/" + name
+    return name.decode("utf-8", "surrogateescape")
+
+
+def _pax_records(data: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    while data:
+        length, _, _ = data.partition(b" ")
+        try:
+            n = int(length)
+        except ValueError:
+            break
+        record, data = data[:n], data[n:]
+        key, _, value = record[len(length) + 1:].rstrip(b"\n").partition(b"=")
+        out[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
+    return out
+
+
+def _member_path(name: str) -> str:
+    return posixpath.normpath(name.lstrip("/"))
+
+
+_REGULAR = (b"0", b"\0", b"7")
+_MAX_META = 1 << 20
+
+
+class ContextStream:
+    """Reads a context tar through for `apply_layer`, hashing every regular file's content as it
+    passes (`digests`) and completing a stream that stops right after the last member's data.
 
     The docker CLI sends such streams when `-f` names a Dockerfile outside the context (its
-    ReplaceFileTarWrapper closes the pipe before the tar writer's Close flushes) and Go's tar
-    reader accepts them. A stream that stops inside a header or inside a member's data is left
-    as it is, so it still fails as truncated.
+    ReplaceFileTarWrapper closes the pipe before the tar writer's Close flushes the padding and
+    the end-of-archive blocks) and Go's tar reader accepts them. A stream that stops inside a
+    header or inside a member's data is left as it is, so it still fails as truncated.
     """
 
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
+        self.digests: dict[str, tuple[str, int]] = {}
         self._pos = 0                 # bytes passed through
         self._next = 0                # offset of the next header block
         self._data_end = 0            # end of the current member's data
         self._hdr = bytearray()       # a header block split across reads
         self._ended = False           # a zero block was seen: the archive's own end
         self._tail: bytes | None = None
+        self._sink: Any = None        # where the current member's data goes
+        self._member: tuple[str, bytes, Any, int] | None = None   # (name, type, hasher/buffer, size)
+        self._pax: dict[str, str] = {}
+        self._longname = ""
 
     def read(self, n: int = -1) -> bytes:
         if self._tail is None:
@@ -92,27 +132,72 @@ class TarTail:
         return out
 
     def _scan(self, data: bytes) -> None:
+        view = memoryview(data)
         start, end = self._pos, self._pos + len(data)
-        while not self._ended:
-            need = self._next + len(self._hdr)
-            if need >= end:
-                break
-            self._hdr += data[need - start:min(end, self._next + 512) - start]
-            if len(self._hdr) < 512:
-                break
-            block = bytes(self._hdr)
-            self._hdr.clear()
-            if block == bytes(512):
-                self._ended = True
-                break
-            try:
-                size = _header_size(block)
-            except ValueError:
-                self._ended = True        # not a tar header: let the tar reader report it
-                break
-            self._data_end = self._next + 512 + size
-            self._next += 512 + (size + 511) // 512 * 512
+        i = start
+        while i < end and not self._ended:
+            if i < self._data_end:
+                j = min(end, self._data_end)
+                if self._sink is not None:
+                    self._sink(view[i - start:j - start])
+                i = j
+                if i == self._data_end:
+                    self._finish_member()
+            elif i < self._next:
+                i = min(end, self._next)                 # padding after the data
+            else:
+                j = min(end, self._next + 512)
+                self._hdr += view[i - start:j - start]
+                i = j
+                if len(self._hdr) == 512:
+                    block = bytes(self._hdr)
+                    self._hdr.clear()
+                    self._header(block)
         self._pos = end
+
+    def _header(self, block: bytes) -> None:
+        if block == bytes(512):
+            self._ended = True
+            return
+        try:
+            size = _header_size(block)
+        except ValueError:
+            self._ended = True                          # not a tar header: the tar reader reports it
+            return
+        kind = block[156:157]
+        self._data_end = self._next + 512 + size
+        self._next += 512 + (size + 511) // 512 * 512
+        self._sink = None
+        if kind in (b"x", b"L"):
+            buf = bytearray()
+            self._member = ("", kind, buf, size)
+            self._sink = buf.extend if size <= _MAX_META else None
+        elif kind == b"g":
+            self._member = None
+        else:
+            name = _member_path(self._longname or self._pax.get("path") or _ustar_name(block))
+            self._pax, self._longname = {}, ""
+            self.digests.pop(name, None)
+            if kind in _REGULAR:
+                h = hashlib.sha256()
+                self._member = (name, kind, h, size)
+                self._sink = h.update
+            else:
+                self._member = None
+        if size == 0:
+            self._finish_member()
+
+    def _finish_member(self) -> None:
+        member, self._member, self._sink = self._member, None, None
+        if member is None:
+            return
+        name, kind, acc, size = member
+        if kind == b"x":
+            self._pax = _pax_records(bytes(acc))
+        elif kind == b"L":
+            self._longname = bytes(acc).rstrip(b"\0").decode("utf-8", "surrogateescape")
+        else:
+            self.digests[name] = ("sha256:" + acc.hexdigest(), size)
 
     def _completion(self) -> bytes:
         if self._ended or self._hdr or self._pos < self._data_end or self._pos == 0:
@@ -246,9 +331,12 @@ class Source:
 class SourceTree:
     """A directory seen as `/`: the extracted context, or the mounted root of a `--from` image."""
 
-    def __init__(self, root: Path, *, what: str = "build context") -> None:
+    def __init__(self, root: Path, *, what: str = "build context",
+                 known: Mapping[str, tuple[str, int]] | None = None) -> None:
         self.root = Path(root)
         self.what = what
+        self._prefix = str(self.root) + "/"
+        self._known = known or {}
         self._digests: dict[tuple[int, int, int, int], str] = {}
 
     # -- finding ---------------------------------------------------------------------------
@@ -273,24 +361,26 @@ class SourceTree:
         return found
 
     def _glob(self, pattern: str) -> Iterator[tuple[str, Path, bool]]:
+        """Matches in walk order. Like the classic builder's filepath.Walk, only real directories
+        are descended into; a match that is a symlink is then followed (inside the tree)."""
         parts = pattern.split("/")
         level: list[str] = [""]
         for n, comp in enumerate(parts):
             last = n == len(parts) - 1
+            rx = _component_regex(comp) if has_wildcards(comp) else None
             nxt: list[str] = []
             for base in level:
-                parent = secure_join(self.root, base) if base else self.root
-                if not has_wildcards(comp):
-                    names = [comp] if comp else []
+                parent = os.path.join(self.root, base)
+                if rx is None:
+                    names = [comp] if comp and os.path.lexists(os.path.join(parent, comp)) else []
                 else:
-                    rx = _component_regex(comp)
                     try:
                         names = sorted(n for n in os.listdir(parent) if rx.match(n))
                     except OSError:
                         continue
                 for name in names:
                     rel = f"{base}/{name}" if base else name
-                    if last or os.path.isdir(secure_join(self.root, rel)):
+                    if last or stat.S_ISDIR(os.lstat(os.path.join(self.root, rel)).st_mode):
                         nxt.append(rel)
             level = nxt
         for rel in level:
@@ -303,8 +393,14 @@ class SourceTree:
 
     # -- hashing ---------------------------------------------------------------------------
     def digest(self, path: str | Path, st: os.stat_result | None = None) -> str:
-        """sha256 of a regular file's content, remembered by (dev, inode, size, mtime)."""
+        """sha256 of a regular file's content: as hashed during extraction (`known`), else read
+        now and remembered by (dev, inode, size, mtime)."""
         st = st or os.stat(path)
+        full = str(path)
+        if full.startswith(self._prefix):
+            seen = self._known.get(full[len(self._prefix):])
+            if seen is not None and seen[1] == st.st_size:
+                return seen[0]
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         hit = self._digests.get(key)
         if hit is None:

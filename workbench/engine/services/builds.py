@@ -165,13 +165,14 @@ class BuildService:
         workdir = self.tmp_dir / f"build-{secrets.token_hex(6)}"
         context = workdir / "context"
         try:
-            plan = await asyncio.to_thread(self._prepare, opts, body, context)
+            plan, digests = await asyncio.to_thread(self._prepare, opts, body, context)
             limits = RunLimits(network="host" if opts.network_mode == "host" else "none",
                                memory=opts.memory or None, memory_swap=opts.memory_swap or None,
                                nano_cpus=_nano_cpus(opts.cpu_quota, opts.cpu_period),
                                shm_size=opts.shm_size or None, extra_hosts=opts.extra_hosts)
             executor = Executor(image_io=self.image_io, runtime=self.runtime, cache=self.cache,
-                                context=SourceTree(context), workdir=workdir, cache_mounts=self.cache_mounts,
+                                context=SourceTree(context, known=digests), workdir=workdir,
+                                cache_mounts=self.cache_mounts,
                                 options=ExecOptions(nocache=opts.nocache, epoch=epoch, limits=limits))
             held: list[BuildEvent] = []
             try:
@@ -203,14 +204,15 @@ class BuildService:
         finally:
             await asyncio.to_thread(self._cleanup, workdir)
 
-    def _prepare(self, opts: BuildOptions, body: BinaryIO, context: Path) -> Any:
+    def _prepare(self, opts: BuildOptions, body: BinaryIO, context: Path) -> tuple[Any, dict[str, Any]]:
         context.mkdir(parents=True)
-        extract_context(body, context)
+        digests = extract_context(body, context)
         name, text = read_dockerfile(context, opts.dockerfile)
         apply_dockerignore(context)
         df = with_labels(parse(text, name=name), opts.target, opts.labels)
-        return plan_build(df, target=opts.target or None, build_args=dict(opts.build_args),
+        plan = plan_build(df, target=opts.target or None, build_args=dict(opts.build_args),
                           platform_args=_platform_args(opts.platform))
+        return plan, digests
 
     def _cleanup(self, workdir: Path) -> None:
         _unmount_below(workdir, self.images.snapshots)
