@@ -17,12 +17,15 @@ them) are computed once per file and remembered for the life of the tree.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import posixpath
+import queue
 import re
 import shutil
 import stat
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +57,11 @@ def extract_context(body: BinaryIO, dest: Path) -> dict[str, tuple[str, int]]:
         InvalidArgument: a malformed or unsafe archive (`store.layers.apply_layer`'s checks).
     """
     stream = ContextStream(open_decompressed(body))
-    apply_layer(stream, dest, mode="flatten", allow_devices=False)
-    return stream.digests
+    try:
+        apply_layer(stream, dest, mode="flatten", allow_devices=False)
+    finally:
+        digests = stream.close()
+    return digests
 
 
 def _header_size(block: bytes) -> int:
@@ -97,9 +103,57 @@ _REGULAR = (b"0", b"\0", b"7")
 _MAX_META = 1 << 20
 
 
+class _Hashing:
+    """Hashes file contents in a thread of its own, in stream order (a bounded queue of chunks,
+    so a slow hash slows the reader instead of filling memory); `close()` returns the digests."""
+
+    _POP, _DONE = object(), object()
+
+    def __init__(self) -> None:
+        self.digests: dict[str, tuple[str, int]] = {}
+        self._q: queue.Queue[tuple[Any, Any]] = queue.Queue(maxsize=64)
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        while True:
+            what, arg = self._q.get()
+            if what is None:
+                return
+            if what is self._POP:
+                self.digests.pop(arg, None)
+            elif what is self._DONE:
+                name, h, size = arg
+                self.digests[name] = ("sha256:" + h.hexdigest(), size)
+            else:
+                what.update(arg)
+
+    def _put(self, item: tuple[Any, Any]) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="context-hash", daemon=True)
+            self._thread.start()
+        self._q.put(item)
+
+    def update(self, h: Any, data: memoryview) -> None:
+        self._put((h, data))
+
+    def done(self, name: str, h: Any, size: int) -> None:
+        self._put((self._DONE, (name, h, size)))
+
+    def pop(self, name: str) -> None:
+        self._put((self._POP, name))
+
+    def close(self) -> dict[str, tuple[str, int]]:
+        if self._thread is not None:
+            self._q.put((None, None))
+            self._thread.join()
+            self._thread = None
+        return self.digests
+
+
 class ContextStream:
     """Reads a context tar through for `apply_layer`, hashing every regular file's content as it
-    passes (`digests`) and completing a stream that stops right after the last member's data.
+    passes (in another thread; `close()` returns the digests) and completing a stream that stops
+    right after the last member's data.
 
     The docker CLI sends such streams when `-f` names a Dockerfile outside the context (its
     ReplaceFileTarWrapper closes the pipe before the tar writer's Close flushes the padding and
@@ -109,7 +163,7 @@ class ContextStream:
 
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
-        self.digests: dict[str, tuple[str, int]] = {}
+        self._hashing = _Hashing()
         self._pos = 0                 # bytes passed through
         self._next = 0                # offset of the next header block
         self._data_end = 0            # end of the current member's data
@@ -177,11 +231,11 @@ class ContextStream:
         else:
             name = _member_path(self._longname or self._pax.get("path") or _ustar_name(block))
             self._pax, self._longname = {}, ""
-            self.digests.pop(name, None)
+            self._hashing.pop(name)
             if kind in _REGULAR:
                 h = hashlib.sha256()
                 self._member = (name, kind, h, size)
-                self._sink = h.update
+                self._sink = functools.partial(self._hashing.update, h)
             else:
                 self._member = None
         if size == 0:
@@ -197,7 +251,11 @@ class ContextStream:
         elif kind == b"L":
             self._longname = bytes(acc).rstrip(b"\0").decode("utf-8", "surrogateescape")
         else:
-            self.digests[name] = ("sha256:" + acc.hexdigest(), size)
+            self._hashing.done(name, acc, size)
+
+    def close(self) -> dict[str, tuple[str, int]]:
+        """Wait for the hashing to finish; {path: (digest, size)} of the regular files."""
+        return self._hashing.close()
 
     def _completion(self) -> bytes:
         if self._ended or self._hdr or self._pos < self._data_end or self._pos == 0:
