@@ -89,8 +89,7 @@ def _optional_network_services(config: DaemonConfig, md: Any, containers: Any) -
         from workbench.engine.services.volumes import VolumeService
     except ImportError:
         return None, None
-    volumes = VolumeService(md, config.volumes_dir, in_use=lambda name: [
-        d["Id"] for d in containers.all() if any(m.get("Name") == name for m in d.get("Mounts") or [])])
+    volumes = VolumeService(md, config.volumes_dir, in_use=containers.volume_users)
     networks = NetworkService(md, config.run_dir, config.tag, containers=containers)
     return networks, volumes
 
@@ -102,7 +101,7 @@ def build_app(engine: Engine) -> Any:
     from workbench.engine.api.app import make_app
 
     groups = [api_system.routes(engine.system),
-              api_images.routes(engine.images, engine.image_io, engine.config.tmp_dir,
+              api_images.routes(engine.images, engine.image_io, engine.config.tmp_dir, runner=engine.runner,
                                 **_registry_handlers(engine)),
               api_containers.routes(engine.containers, engine.runner)]
     groups += _optional_routes(engine)
@@ -123,7 +122,7 @@ def _optional_routes(engine: Engine) -> list[Any]:
         from workbench.engine.api import networks as api_networks
         from workbench.engine.api import volumes as api_volumes
         groups += [api_networks.routes(engine.networks), api_volumes.routes(engine.volumes)]
-    for name in ("build", "exec", "archive"):
+    for name in ("build", "exec", "archive", "distribution"):
         try:
             mod = __import__(f"workbench.engine.api.{name}", fromlist=["routes"])
         except ImportError:
@@ -174,6 +173,7 @@ async def serve(config: DaemonConfig, ready: asyncio.Event | None = None) -> Non
         await engine.runner.shutdown()
         if engine.networks is not None:
             engine.networks.close()  # kernel state stays: running containers keep their network
+            _release_idle_netns_dir(config.run_dir / "netns")
         await runner.cleanup()
         if registry_runner is not None:
             await registry_runner.cleanup()
@@ -185,6 +185,14 @@ async def serve(config: DaemonConfig, ready: asyncio.Event | None = None) -> Non
             config.pidfile.unlink()
         engine.md.close()
         lock.close()
+
+
+def _release_idle_netns_dir(directory: Path) -> None:
+    """With no container namespace left in it, the engine's netns dir mount goes too."""
+    from workbench.engine.network.netns import release_dir
+    with contextlib.suppress(OSError):
+        if directory.is_dir() and not any(directory.iterdir()):
+            release_dir(directory)
 
 
 async def _start_registry(config: DaemonConfig) -> Any:

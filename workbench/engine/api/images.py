@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -19,7 +20,7 @@ PullHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def routes(images: ImageService, io: ImageIO, tmp_dir: Path, *, pull: PullHandler | None = None,
-           push: PullHandler | None = None) -> list[web.RouteDef]:
+           push: PullHandler | None = None, runner: Any = None) -> list[web.RouteDef]:
     async def run(fn, *args, **kw):
         return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kw))
 
@@ -96,7 +97,20 @@ def routes(images: ImageService, io: ImageIO, tmp_dir: Path, *, pull: PullHandle
         await resp.write_eof()
         return resp
 
+    async def commit(request: web.Request) -> web.Response:
+        from workbench.engine.api.codec import json_body
+        from workbench.engine.services.commit import commit as do_commit
+        if runner is None:
+            raise InvalidArgument("commit is not available")
+        body = await json_body(request)
+        image_id = await run(do_commit, runner, io, qstr(request, "container") or "", repo=qstr(request, "repo"),
+                             tag=qstr(request, "tag"), comment=qstr(request, "comment") or "",
+                             author=qstr(request, "author") or "", changes=request.query.getall("changes", []),
+                             config=body or None, pause=qbool(request, "pause", True))
+        return json_response({"Id": image_id}, status=201)
+
     out = [
+        web.post("/commit", commit),
         web.get("/images/json", list_), web.post("/images/create", create), web.post("/images/load", load),
         web.get("/images/get", save), web.post("/images/prune", prune),
         web.get("/images/{name:.+}/json", inspect), web.get("/images/{name:.+}/history", history),

@@ -401,11 +401,14 @@ class ContainerRunner:
             if doc["State"]["Status"] not in ("running", "paused", "restarting"):
                 continue
             cdir = self.svc.path(cid)
-            if doc["State"]["Status"] != "restarting" and self.runtime.monitor_alive(cdir):
+            status = self.runtime.adopt(cdir)   # None: its monitor still runs it
+            if status is None and doc["State"]["Status"] != "restarting":
                 self._watch(cid)
                 continue
-            status = self.runtime.exit_status(cdir)
             await self._on_exit(cid, status)
+        live = [d["Id"] for d in self.svc.all() if d["State"]["Status"] in ("running", "paused")]
+        with contextlib.suppress(Exception):
+            self.runtime.cleanup_orphans(live)
         if self.networks is not None:
             live = [d["Id"] for d in self.svc.all() if d["State"]["Status"] in ("running", "paused")]
             with contextlib.suppress(Exception):

@@ -74,6 +74,18 @@ class ContainerService:
     def using_image(self, image_id: str) -> list[str]:
         return [r["id"] for r in self.md.query("SELECT id FROM containers WHERE image_id=?", (image_id,))]
 
+    def volume_users(self, name: str) -> list[str]:
+        """IDs of containers (created, running or stopped) that use volume `name`, as Docker counts them."""
+        users = []
+        for d in self.all():
+            host = d.get("HostConfig") or {}
+            named = {b.split(":", 1)[0] for b in host.get("Binds") or [] if not b.startswith("/")}
+            named |= {m.get("Source") for m in host.get("Mounts") or [] if m.get("Type", "volume") == "volume"}
+            named |= {m.get("Name") for m in d.get("Mounts") or []}
+            if name in named:
+                users.append(d["Id"])
+        return users
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for d in self.all():
@@ -349,6 +361,14 @@ def _validate_host_config(h: dict[str, Any]) -> None:
                               "'on-failure'")
     if h.get("AutoRemove") and rp.get("Name") not in (None, "", "no"):
         raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
+    for port, binds in (h.get("PortBindings") or {}).items():
+        num, _, proto = str(port).partition("/")
+        if not num.isdigit() or proto not in ("", "tcp", "udp", "sctp"):
+            raise InvalidArgument(f"invalid port specification: \"{port}\"")
+        for b in binds or []:
+            hp = str((b or {}).get("HostPort") or "")
+            if hp and not re.fullmatch(r"\d+(-\d+)?", hp):
+                raise InvalidArgument(f"invalid port specification: \"{hp}\"")
     for b in h.get("Binds") or []:
         if not isinstance(b, str) or ":" not in b:
             raise InvalidArgument(f"invalid volume specification: '{b}'")

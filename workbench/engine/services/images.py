@@ -166,6 +166,8 @@ class ImageService:
             labels = (cfg.get("config") or {}).get("Labels") or {}
             if not self._matches(rec, tags, labels, filters):
                 continue
+            if filters.get("reference"):  # as dockerd: only the tags the filter matched are shown
+                tags = [t for t in tags if any(_ref_match(t, p) for p in filters["reference"])]
             out.append(self.summary(rec, tags, labels))
         return out
 
@@ -187,15 +189,8 @@ class ImageService:
             if dangling != (not tags):
                 return False
         refs = filters.get("reference")
-        if refs:
-            ok = False
-            for pat in refs:
-                for t in tags:
-                    repo = t.rsplit(":", 1)[0]
-                    if fnmatch.fnmatchcase(t, pat) or fnmatch.fnmatchcase(repo, pat):
-                        ok = True
-            if not ok:
-                return False
+        if refs and not any(_ref_match(t, pat) for pat in refs for t in tags):
+            return False
         for lab in filters.get("label", []):
             k, eq, v = lab.partition("=")
             if k not in labels or (eq and labels[k] != v):
@@ -385,6 +380,12 @@ class ImageService:
 
     def layer_chain_ids(self, rec: ImageRecord) -> list[str]:
         return chain_ids(self.diff_ids(rec))
+
+
+def _ref_match(tag: str, pattern: str) -> bool:
+    """Docker's `reference` filter: a glob on `repo:tag`, or on the repo alone when no tag is given."""
+    repo = tag.rsplit(":", 1)[0]
+    return fnmatch.fnmatchcase(tag, pattern) or fnmatch.fnmatchcase(repo, pattern)
 
 
 def _last_comment(cfg: dict[str, Any]) -> str:
