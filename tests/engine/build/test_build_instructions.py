@@ -199,3 +199,8 @@ def test_from_scratch_and_config_only_image(engine, busybox, images):
     assert config["config"]["Cmd"] == ["/hello"] and config["os"] == "linux"
     empty = build(engine, dockerfile="FROM scratch\n")
     assert empty.error == "No image was generated. Is your Dockerfile empty?"
+
+
+def test_syntax_directive_is_accepted(engine, busybox, images):
+    image = make(engine, images, "# syntax=docker/dockerfile:1\n# check=skip=all\nFROM busybox\nRUN echo ok > /ok\n")
+    assert run_logs(engine, image, ["cat", "/ok"]) == (0, "ok\n")

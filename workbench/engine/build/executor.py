@@ -80,6 +80,11 @@ def _say(text: str) -> BuildEvent:
     return BuildEvent(stream=text)
 
 
+def _step_line(number: int, total: int, text: str) -> tuple[BuildEvent, BuildEvent]:
+    """`Step n/N : ...` and its newline, as two messages, the way dockerd writes them."""
+    return _say(f"Step {number}/{total} : {text}"), _say("\n")
+
+
 class Executor:
     """Runs one plan. `result` is the target stage's image once `run()` is exhausted.
 
@@ -111,9 +116,11 @@ class Executor:
     async def run(self, plan: BuildPlan) -> AsyncIterator[BuildEvent]:
         self.plan, total = plan, plan.total_steps
         for number, text in plan.meta_steps:
-            yield _say(f"Step {number}/{total} : {text}\n")
+            for ev in _step_line(number, total, text):
+                yield ev
         for sp in plan.stages:
-            yield _say(f"Step {sp.number}/{total} : {sp.display}\n")
+            for ev in _step_line(sp.number, total, sp.display):
+                yield ev
             image = await self._base(sp)
             yield _say(f" ---> {short_id(image.id)}\n")
             evaluated = evaluate_stage(plan, sp, _with_default_path(image.config))
@@ -123,7 +130,8 @@ class Executor:
                 yield _say(f"# Executing {n} build trigger{'s' if n > 1 else ''}\n")
             for step in evaluated.steps:
                 if step.number is not None:
-                    yield _say(f"Step {step.number}/{total} : {step.display}\n")
+                    for ev in _step_line(step.number, total, step.display):
+                        yield ev
                 box: list[BuiltImage] = []
                 async for ev in self._step(step, image, box):
                     yield ev
