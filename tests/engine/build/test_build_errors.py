@@ -87,3 +87,22 @@ def test_in_stream_errors_are_docker_json(engine, busybox):
     b = build(engine, dockerfile=BUSYBOX_DF + "USER nobody\nRUN touch /root/x\n")
     assert b.code == 1 and "returned a non-zero code: 1" in b.error
     assert json.dumps(b.events[-1]).startswith('{"errorDetail": {"code": 1')
+
+
+def test_daemon_killed_mid_build_cleans_up_on_restart(engine, busybox):
+    before = set(_runtime_containers(engine))
+    body = context_tar({"Dockerfile": BUSYBOX_DF + "RUN echo started; sleep 60\n"})
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(engine.sock))
+    s.sendall(b"POST /build?nocache=1&t=killed HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
+              + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"started" not in seen and time.monotonic() < deadline:
+        seen += s.recv(65536)
+    assert b"started" in seen and leftovers(engine)  # a build directory and its mounts exist now
+    engine.restart(kill=True)
+    s.close()
+    assert leftovers(engine) == [] and set(_runtime_containers(engine)) - before == set()
+    assert engine.api.get("/images/killed/json").status_code == 404
+    assert build(engine, dockerfile=BUSYBOX_DF + "RUN echo after-restart\n").ok
