@@ -236,14 +236,15 @@ def _ping(path: str, timeout: float = 1.0) -> bool:
 
 
 # CLI entry points ---------------------------------------------------------------------------------
-def _config(root: str | None, hosts: list[str] | None, registry: str | None = None) -> DaemonConfig:
+def _config(root: str | None, hosts: list[str] | None, registry: str | None = None,
+            runtime: str | None = None) -> DaemonConfig:
     return DaemonConfig(root=Path(root or DEFAULT_ROOT), hosts=tuple(hosts or [DEFAULT_HOST]),
-                        registry_addr=registry)
+                        registry_addr=registry, runtime=runtime or os.environ.get("WORKBENCH_RUNTIME") or None)
 
 
 def main_start(root: str | None = None, hosts: list[str] | None = None, registry: str | None = None,
-               detach: bool = False) -> int:
-    config = _config(root, hosts, registry)
+               detach: bool = False, runtime: str | None = None) -> int:
+    config = _config(root, hosts, registry, runtime)
     if detach:
         return _start_detached(config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -262,6 +263,8 @@ def _start_detached(config: DaemonConfig) -> int:
         argv += ["--host", h]
     if config.registry_addr:
         argv += ["--registry", config.registry_addr]
+    if config.runtime:
+        argv += ["--runtime", config.runtime]
     with open(config.logfile, "ab") as logf:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                 start_new_session=True, close_fds=True)
@@ -332,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", default=DEFAULT_ROOT)
     p.add_argument("--host", action="append")
     p.add_argument("--registry")
+    p.add_argument("--runtime", help="runc or crun (default: $WORKBENCH_RUNTIME, else runc)")
     a = p.parse_args(argv)
-    return main_start(a.root, a.host, a.registry, detach=False)
+    return main_start(a.root, a.host, a.registry, detach=False, runtime=a.runtime)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def test_exec_detached_and_errors(engine, busybox):
     assert engine.api.get(f"/exec/{eid}/json").json()["ExitCode"] == 0
     missing = _exec(engine, cid, ["/nope"])
     out = _hijack(engine, f"/exec/{missing}/start", b"{}")
-    assert b"no such file or directory" in out
+    assert b"no such file or directory" in out.lower()
     assert engine.api.get(f"/exec/{missing}/json").json()["ExitCode"] == 127
     assert engine.api.get("/exec/nonexistent/json").status_code == 404
     assert engine.api.post(f"/containers/{cid}/exec", json={"Cmd": []}).status_code == 400

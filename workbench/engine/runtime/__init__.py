@@ -86,7 +86,7 @@ class Runtime:
 
     Args:
         state_root: the runtime's `--root` (one per engine root; created 0700).
-        binary: "runc", "crun" or a path; None picks runc, else crun.
+        binary: "runc", "crun" or a path; None picks crun, else runc (see pick_runtime).
         launch: "run" (`run --detach`: one runtime invocation) or "create-start" (two).
     """
 

@@ -159,15 +159,24 @@ async def _pump(reader: asyncio.StreamReader | None, stream: int, q: asyncio.Que
     """Forward output; runc's own JSON error lines on stderr become the exec's runtime error."""
     try:
         while reader is not None and (data := await reader.read(65536)):
-            if ex is not None and data.startswith(b'{"level":"error"'):
-                with contextlib.suppress(ValueError):
-                    msg = json.loads(data.splitlines()[0]).get("msg", "")
-                    ex.runtime_error = msg
-                    ex.missing = "no such file" in msg or "not found" in msg
-                    continue
+            if ex is not None and data.startswith(b"{") and (err := _runtime_error(data)) is not None:
+                ex.runtime_error = err
+                ex.missing = "no such file" in err.lower() or "not found" in err
+                continue
             await q.put((stream, data))
     finally:
         await q.put(None)
+
+
+def _runtime_error(data: bytes) -> str | None:
+    """runc's and crun's own error line (`--log-format json` on stderr), if `data` is one."""
+    try:
+        doc = json.loads(data.splitlines()[0])
+    except ValueError:
+        return None
+    if isinstance(doc, dict) and doc.get("level") == "error" and "msg" in doc:
+        return str(doc["msg"])
+    return None
 
 
 async def _feed(stdin: asyncio.Queue[bytes | None], writer: asyncio.StreamWriter | None) -> None:
