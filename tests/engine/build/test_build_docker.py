@@ -40,7 +40,7 @@ def ctx(tmp_path):
 @pytest.fixture
 def docker_cli(engine, busybox, tmp_path):
     if not os.path.exists(DOCKER):
-        pytest.skip("docker CLI not installed")
+        pytest.fail("the docker CLI is required (/usr/local/bin/docker)")
     env = {"DOCKER_CONFIG": str(tmp_path / "dockercfg"), "PATH": "/usr/bin:/bin:/usr/local/bin",
            "DOCKER_BUILDKIT": "0"}
 

@@ -115,7 +115,7 @@ def free_port() -> int:
 def start_distribution(root: Path, htpasswd: Path | None = None) -> tuple[str, subprocess.Popen]:
     """Debian's docker-registry (CNCF distribution) on a free loopback port, with its own storage."""
     if DISTRIBUTION is None:
-        pytest.skip("docker-registry is not installed")
+        pytest.fail("docker-registry is required: apt-get install docker-registry (make setup does it)")
     port = free_port()
     config = root / "distribution.yml"
     auth = f"auth: {{htpasswd: {{realm: basic-realm, path: {htpasswd}}}}}\n" if htpasswd else ""

@@ -19,7 +19,12 @@ from registry_support import DOCKER_MANIFEST, OCI_MANIFEST, Image, Registry, mak
 
 SKOPEO = shutil.which("skopeo")
 DISTRIBUTION = shutil.which("docker-registry")
-pytestmark = pytest.mark.skipif(SKOPEO is None, reason="skopeo is not installed")
+
+
+@pytest.fixture(autouse=True)
+def _require_skopeo() -> None:
+    if SKOPEO is None:
+        pytest.fail("skopeo is required: apt-get install skopeo (make setup does it)")
 
 
 def write_layout(path: Path, images: dict[str, Image]) -> None:
@@ -108,7 +113,7 @@ def _free_port() -> int:
 def distribution(tmp_path: Path) -> Iterator[str]:
     """Debian's docker-registry on a loopback port, with its own storage."""
     if DISTRIBUTION is None:
-        pytest.skip("docker-registry is not installed")
+        pytest.fail("docker-registry is required: apt-get install docker-registry")
     port = _free_port()
     config = tmp_path / "distribution.yml"
     config.write_text(f"""version: 0.1

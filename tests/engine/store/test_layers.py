@@ -23,7 +23,12 @@ from workbench.engine.store.compression import (
 from workbench.engine.store.layers import ChangeKind, apply_layer, changes, diff_to_tar, dir_to_tar
 from workbench.errors import InvalidArgument
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chown, mknod, trusted xattrs)")
+
+
+@pytest.fixture(autouse=True)
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("\1")
 
 
 def entry(name: str, data: bytes | None = None, *, type_: bytes = tarfile.REGTYPE, link: str = "",

@@ -20,7 +20,12 @@ from workbench.engine.store.snapshots import OverlaySnapshotter
 from workbench.errors import Conflict, InvalidArgument, NotFound
 from workbench.oci.image import chain_ids
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for overlay mounts")
+
+
+@pytest.fixture(autouse=True)
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.fail("\1")
 
 
 def make_tar(*entries: tuple[str, bytes | None]) -> bytes:
