@@ -212,3 +212,29 @@ def test_copy_layer_content_and_history(engine, busybox, images):
     assert hist[1].startswith("/bin/sh -c #(nop) COPY multi:") and hist[1].endswith(" in /opt/ ")
     fs = filesystem(layers)
     assert fs["opt/b.txt"][1] == b"B\n"
+
+
+@pytest.fixture
+def registry(tmp_path):
+    from tests.client.helpers import start_registry
+    proc, addr = start_registry(tmp_path)
+    yield addr
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_from_pulls_a_missing_base_and_pull_refreshes(engine, busybox, images, registry):
+    remote = f"{registry}/wbtest/base"
+    assert engine.api.post(f"/images/{busybox}/tag", params={"repo": remote, "tag": "1"}).status_code == 201
+    push = engine.api.post(f"/images/{remote}/push", params={"tag": "1"}, headers={"X-Registry-Auth": "e30="})
+    assert push.status_code == 200 and "digest: sha256:" in push.text
+    assert engine.api.delete(f"/images/{remote}:1").status_code == 200
+    b = build(engine, dockerfile=f"FROM {remote}:1\nRUN echo pulled > /p\n")
+    image = b.check()
+    images.append(image)
+    statuses = [e["status"] for e in b.events if "status" in e]
+    assert any(s.startswith("Pulling from wbtest/base") or "Pulling" in s for s in statuses), statuses
+    assert engine.api.get(f"/images/{remote}:1/json").json()["Id"] == busybox
+    again = build(engine, dockerfile=f"FROM {remote}:1\nRUN echo pulled > /p\n", pull=True)
+    assert again.check() == image and any("up to date" in e.get("status", "") for e in again.events)
+    remove_image(engine, f"{remote}:1")

@@ -26,7 +26,7 @@ def test_syntax_errors_name_the_file_and_line(engine, busybox):
 def test_unknown_base_and_stage(engine, busybox):
     b = build(engine, dockerfile="FROM no-such-image:1\nRUN true\n")
     assert b.status == 200 and b.text == "Step 1/2 : FROM no-such-image:1\n"
-    assert "no-such-image:1" in b.error and b.code is None
+    assert "no-such-image" in b.error and b.code is None  # the pull from docker.io fails offline
     c = build(engine, dockerfile=BUSYBOX_DF + "COPY --from=nostage /a /a\n")
     assert c.error.startswith("invalid from flag value nostage:")
     assert build(engine, dockerfile="FROM busybox AS a\nRUN true\n", target="b").error == \

@@ -11,8 +11,12 @@ code as `errorDetail.code` only for a failing RUN.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import json
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,7 @@ from aiohttp import web
 
 from workbench.engine.api.codec import json_response, qbool, qint, qjson, qstr
 from workbench.engine.api.streaming import open_stream
-from workbench.engine.build.executor import BuildEvent, describe_error
+from workbench.engine.build.executor import BuildEvent, PullFn, describe_error
 from workbench.engine.registry.progress import ChunkPipe, PipeClosed
 from workbench.engine.services.builds import BuildOptions, BuildService
 from workbench.errors import InvalidArgument, WorkbenchError
@@ -60,7 +64,47 @@ def parse_options(request: web.Request) -> BuildOptions:
 
 
 def encode(ev: BuildEvent) -> bytes:
+    if ev.progress is not None:
+        return progress_line(ev.progress)
     return progress_line({"aux": ev.aux} if ev.aux is not None else {"stream": ev.stream})
+
+
+def _registry_configs(header: str | None) -> dict[str, Any]:
+    """`X-Registry-Config`: base64 JSON of {registry: AuthConfig} (`e30=` when empty)."""
+    if not header:
+        return {}
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (binascii.Error, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _puller(engine: Any, request: web.Request) -> PullFn | None:
+    """Pull FROM images through the engine's registry client (when it has one), with the
+    credentials the client sent for that registry."""
+    extra = getattr(engine, "extra", None)
+    transfers = extra.get("transfers") if isinstance(extra, dict) else None
+    if transfers is None:
+        return None
+    from workbench.engine.api.distribution import decode_registry_auth, encode_progress
+    from workbench.engine.registry.transfer import registry_domain
+    from workbench.oci import reference
+
+    configs = _registry_configs(request.headers.get("X-Registry-Config"))
+
+    async def pull(ref: str) -> AsyncIterator[dict[str, Any]]:
+        domain = reference.parse(ref).domain
+        auth = next((cfg for key, cfg in configs.items() if registry_domain(key) == domain), None)
+        creds = decode_registry_auth(base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()) \
+            if isinstance(auth, dict) else None
+        prepared = await transfers.prepare_pull(ref, None, credentials=creds)
+        try:
+            async for ev in prepared.events():
+                yield encode_progress(ev)
+        finally:
+            await prepared.aclose()
+    return pull
 
 
 def encode_error(message: str, code: int | None = None) -> bytes:
@@ -92,7 +136,7 @@ def routes(engine: Any) -> list[web.RouteDef]:
         service.check(opts)
         pipe = ChunkPipe()
         pump = asyncio.create_task(_pump(request, pipe))
-        events = service.build(opts, pipe)
+        events = service.build(opts, pipe, pull=_puller(engine, request))
         try:
             try:
                 first = await anext(events)

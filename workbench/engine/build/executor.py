@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from workbench.engine.runtime.runc import RuntimeFailure
 from workbench.engine.services.image_io import ImageIO
 from workbench.errors import BuildError, NotFound, WorkbenchError
 
-__all__ = ["BuildEvent", "ExecOptions", "Executor", "StepFailed", "short_id"]
+__all__ = ["BuildEvent", "ExecOptions", "Executor", "PullFn", "StepFailed", "short_id"]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -49,10 +49,16 @@ class StepFailed(BuildError):
 
 @dataclass(frozen=True, slots=True)
 class BuildEvent:
-    """One message of the build's progress: output text, or an aux record (the image ID)."""
+    """One message of the build's progress: output text, an aux record (the image ID), or a pull's
+    progress message as Docker writes it (`progress`, passed through)."""
 
     stream: str = ""
     aux: dict[str, Any] | None = None
+    progress: dict[str, Any] | None = None
+
+
+PullFn = Callable[[str], AsyncIterator[dict[str, Any]]]
+"""Pull an image reference into the store, yielding Docker's pull progress messages."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,7 @@ class ExecOptions:
     nocache: bool = False
     epoch: int | None = None              # SOURCE_DATE_EPOCH
     limits: RunLimits = field(default_factory=RunLimits)
+    pull: bool = False                    # pull FROM images even when they are in the store
 
 
 def short_id(image_id: str) -> str:
@@ -98,7 +105,7 @@ class Executor:
     """
 
     def __init__(self, *, image_io: ImageIO, runtime: Any, cache: BuildCache, context: SourceTree,
-                 workdir: Path, cache_mounts: Path, options: ExecOptions) -> None:
+                 workdir: Path, cache_mounts: Path, options: ExecOptions, pull: PullFn | None = None) -> None:
         self.image_io = image_io
         self.snapshots = image_io.images.snapshots
         self.runtime = runtime
@@ -107,6 +114,7 @@ class Executor:
         self.workdir = Path(workdir)
         self.cache_mounts = Path(cache_mounts)
         self.opts = options
+        self.pull = pull
         self.stages: dict[int, BuiltImage] = {}
         self.declared: set[str] = set()
         self.result: BuiltImage | None = None
@@ -121,6 +129,10 @@ class Executor:
         for sp in plan.stages:
             for ev in _step_line(sp.number, total, sp.display):
                 yield ev
+            if sp.base_stage is None and sp.base.lower() != "scratch" and self.pull is not None and (
+                    self.opts.pull or self.image_io.images.find(sp.base) is None):
+                async for progress in self.pull(sp.base):
+                    yield BuildEvent(progress=progress)
             image = await self._base(sp)
             yield _say(f" ---> {short_id(image.id)}\n")
             evaluated = evaluate_stage(plan, sp, _with_default_path(image.config))

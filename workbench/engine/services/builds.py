@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 from workbench.engine.build.cache import BuildCache
 from workbench.engine.build.context import SourceTree, apply_dockerignore, extract_context, read_dockerfile
 from workbench.engine.build.dockerfile import Dockerfile, Instruction, parse
-from workbench.engine.build.executor import BuildEvent, ExecOptions, Executor, short_id
+from workbench.engine.build.executor import BuildEvent, ExecOptions, Executor, PullFn, short_id
 from workbench.engine.build.plan import plan_build, unused_args_warning
 from workbench.engine.build.runner import RunLimits
 from workbench.engine.services.image_io import ImageIO
@@ -52,7 +52,7 @@ class BuildOptions:
     rm: bool = True                                            # rm (intermediate containers are always removed)
     forcerm: bool = False                                      # forcerm
     quiet: bool = False                                        # q
-    pull: bool = False                                         # pull (accepted; bases come from the store)
+    pull: bool = False                                         # pull (FROM images, even when present)
     cache_from: tuple[str, ...] = ()                           # cachefrom (accepted)
     network_mode: str = ""                                     # networkmode: "host" or none
     memory: int | None = None                                  # memory
@@ -157,9 +157,15 @@ class BuildService:
         source_date_epoch(opts.build_args)
         return tags
 
-    async def build(self, opts: BuildOptions, body: BinaryIO) -> AsyncIterator[BuildEvent]:
+    async def build(self, opts: BuildOptions, body: BinaryIO, *, pull: PullFn | None = None
+                    ) -> AsyncIterator[BuildEvent]:
         """Build from the context tar read from `body` (a blocking reader, read in a worker thread
-        to its end); see the module docstring."""
+        to its end); see the module docstring.
+
+        Args:
+            pull: fetches a FROM image missing from the store (or every one, with `opts.pull`);
+                without it such an image is an error.
+        """
         tags = self.check(opts)
         epoch = source_date_epoch(opts.build_args)
         workdir = self.tmp_dir / f"build-{secrets.token_hex(6)}"
@@ -173,7 +179,8 @@ class BuildService:
             executor = Executor(image_io=self.image_io, runtime=self.runtime, cache=self.cache,
                                 context=SourceTree(context, known=digests), workdir=workdir,
                                 cache_mounts=self.cache_mounts,
-                                options=ExecOptions(nocache=opts.nocache, epoch=epoch, limits=limits))
+                                options=ExecOptions(nocache=opts.nocache, epoch=epoch, limits=limits,
+                                                    pull=opts.pull), pull=pull)
             held: list[BuildEvent] = []
             try:
                 async for ev in executor.run(plan):
