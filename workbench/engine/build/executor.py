@@ -129,10 +129,9 @@ class Executor:
         for sp in plan.stages:
             for ev in _step_line(sp.number, total, sp.display):
                 yield ev
-            if sp.base_stage is None and sp.base.lower() != "scratch" and self.pull is not None and (
-                    self.opts.pull or self.image_io.images.find(sp.base) is None):
-                async for progress in self.pull(sp.base):
-                    yield BuildEvent(progress=progress)
+            if sp.base_stage is None and sp.base.lower() != "scratch":
+                async for ev in self._maybe_pull(sp.base):
+                    yield ev
             image = await self._base(sp)
             yield _say(f" ---> {short_id(image.id)}\n")
             evaluated = evaluate_stage(plan, sp, _with_default_path(image.config))
@@ -151,6 +150,19 @@ class Executor:
                 yield _say(f" ---> {short_id(image.id)}\n")
             self.stages[sp.index] = image
         self.result = self.stages[plan.target]
+
+    async def _maybe_pull(self, ref: str, what: str = "") -> AsyncIterator[BuildEvent]:
+        """Pull `ref` when it is missing from the store (or always, with the `pull` option);
+        errors are prefixed with `what` (`invalid from flag value x`), as dockerd words them."""
+        if self.pull is None or not (self.opts.pull or self.image_io.images.find(ref) is None):
+            return
+        try:
+            async for progress in self.pull(ref):
+                yield BuildEvent(progress=progress)
+        except WorkbenchError as err:
+            if not what:
+                raise
+            raise BuildError(f"{what}: {err.message}") from err
 
     async def _base(self, sp: StagePlan) -> BuiltImage:
         if sp.base_stage is not None:
@@ -174,6 +186,10 @@ class Executor:
         try:
             sources, hashes = None, ""
             if isinstance(action, CopyAction):
+                if action.from_image:
+                    async for ev in self._maybe_pull(action.from_image,
+                                                     f"invalid from flag value {action.from_image}"):
+                        yield ev
                 box = self._sandbox()
                 sources = await self._copy_sources(step, action, box)
                 hashes = combine_source_hashes(sources.hashes) if sources.hashes else ""
