@@ -290,9 +290,12 @@ class OverlaySnapshotter:
         try:
             (tmp / "fs").mkdir(parents=True)
             (tmp / "fs").chmod(0o755)
-            reader = _HashingReader(open_decompressed(tar_stream))
-            stats = apply_layer(reader, tmp / "fs", mode="overlay")
-            if diff_id is not None and reader.digest != diff_id:
+            # hash only when asked to check: callers that verify the diff ID themselves
+            # (image_io's one-pass ingest) should not pay for a second sha256 of every byte
+            source = open_decompressed(tar_stream)
+            reader = _HashingReader(source) if diff_id is not None else None
+            stats = apply_layer(reader if reader is not None else source, tmp / "fs", mode="overlay")
+            if reader is not None and reader.digest != diff_id:
                 raise InvalidArgument(f"layer content does not match its diff_id: expected {diff_id}, "
                                       f"got {reader.digest}")
             short = self._make_link(chain_id)
