@@ -5,6 +5,7 @@ container table, and saves a screenshot under the test's output folder."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -75,20 +76,21 @@ def test_lab_runs_getting_started_and_shows_the_dashboard(engine, busybox, build
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{url}/lab/tree/01-getting-started.ipynb?token={token}")
             page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
-            page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                         ".jp-Toolbar-kernelStatus, .jp-KernelStatus").first.wait_for(timeout=60_000)
-            _wait_kernel_idle(page)
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+            _run_all(page)
             table = page.locator("table.wb-containers")
-            table.first.wait_for(timeout=180_000)
+            table.first.wait_for(timeout=60_000)
             page.locator("table.wb-containers td", has_text="wb-getting-started").first.wait_for(timeout=60_000)
             _wait_kernel_idle(page, timeout=120)
             errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] "
                                   ":text('Error')").count()
+            page.locator(".jp-CodeCell", has_text="%%docker build").first.scroll_into_view_if_needed()
+            page.screenshot(path=str(tmp_path / "01-build-cell.png"))
             table.first.scroll_into_view_if_needed()
             page.screenshot(path=str(shot), full_page=True)
             tabs = page.locator(".lm-TabBar-tabLabel", has_text="Containers").count()
+        except Exception:
+            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+            raise
         finally:
             browser.close()
     assert shot.exists() and shot.stat().st_size > 10_000
@@ -97,6 +99,31 @@ def test_lab_runs_getting_started_and_shows_the_dashboard(engine, busybox, build
     lock = root / "workbench.lock"
     assert lock.exists(), "the build was not recorded beside the notebook"
     print(f"screenshot: {shot}")
+
+
+def _run_all(page) -> None:
+    """Wait for the kernel to be up and idle (answering Lab's "Select Kernel" dialog when it asks),
+    then Run > Run All Cells (again if nothing started)."""
+    idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    dialog = page.locator(".jp-Dialog")
+    deadline = time.monotonic() + 90
+    while True:
+        if dialog.count() and dialog.first.is_visible():
+            dialog.locator("button", has_text="Select").first.click()
+        elif idle.count() and idle.first.is_visible():
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError("the kernel did not become idle")
+        time.sleep(0.3)
+    for _ in range(3):
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if page.locator(".jp-InputPrompt", has_text=re.compile(r"\[[0-9*]+\]")).count():
+                return
+            time.sleep(0.3)
+    raise AssertionError("Run All Cells did not start any cell")
 
 
 def _wait_kernel_idle(page, timeout: float = 60) -> None:

@@ -241,14 +241,26 @@ def test_build_cell_streams_steps_and_marks_cache(shell, builder, capsys):
     assert image.repo_tags == ("nb-build:1",)
 
 
+def test_build_steps_are_timed_live(shell, builder, capsys):
+    """Steps arrive as the engine runs them: a step that sleeps is timed as taking that long."""
+    import re
+
+    result, _ = run(shell, "%%docker build --no-cache -t nb-slow:1\nFROM busybox:latest\nRUN sleep 1.2\nRUN true\n")
+    assert result.success, result.error_in_exec
+    out = capsys.readouterr().out
+    seconds = float(re.search(r"\[2/3\] RUN sleep 1.2  … ran (\d+\.\d+)s", out).group(1))
+    assert 1.0 <= seconds < 5, out
+
+
 def test_build_failure_shows_the_line(shell, builder, capsys):
     from workbench.errors import BuildError
 
     result, _ = run(shell, "%%docker build -t nb-fail:1\nFROM busybox:latest\nRUN true\nRUN exit 7\nCMD [\"sh\"]\n")
     assert isinstance(result.error_in_exec, BuildError)
-    assert result.error_in_exec.line == 4
+    assert result.error_in_exec.line == 3                  # the cell's own line numbers
     out = capsys.readouterr().out
-    assert "Dockerfile line 4" in out and ">   4 | RUN exit 7" in out
+    assert "Dockerfile line 3" in out and ">   3 | RUN exit 7" in out
+    assert "[2/4] RUN true  … ran" in out and "build failed at step 3/4" in out
 
 
 def test_parse_error_points_at_the_line_without_an_engine_round_trip(shell, capsys):

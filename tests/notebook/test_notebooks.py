@@ -67,7 +67,7 @@ def test_01_getting_started(engine, busybox, builder, pipeline_dir):
                            "greeting": "hi from papermill"}, output=pipeline_dir / "01.ipynb", cwd=pipeline_dir)
     text = _text(result.output)
     assert "hi from papermill" in text and "args: one two words three" in text
-    assert "[1/4] FROM busybox:latest" in text
+    assert "[1/5] FROM busybox:latest  … base" in text and "built nbtest-hello:1" in text
     assert "Containers" in text and "nbtest-gs" in text          # the dashboard, as text headless
     assert [r["reference"] for r in result.provenance] == ["nbtest-hello:1"]
     lock = json.loads((pipeline_dir / "workbench.lock").read_text())

@@ -144,7 +144,7 @@ def test_build_progress_widget_from_a_stream():
     assert "compiling" in view.log_html.value
     view.failed(tracker.current, "exit 2", "<div>Dockerfile line 3</div>")
     assert "✘ failed" in view.steps_html.value and "line 3" in view.error_html.value
-    assert [s.mark for s in tracker.steps[:2]] == ["ran", "cached"]
+    assert [s.mark for s in tracker.steps[:2]] == ["base", "cached"]
 
 
 def test_transfer_progress_bars():

@@ -85,7 +85,7 @@ def execute(session: NotebookSession, argv: list[str], *, cell: str | None = Non
         _help(shown.text)
         return None
     args.stdin = None
-    args.prompt = None
+    args.prompt = None if frontend.headless() else _prompt
     if args.host or args.config:
         from workbench.client import Client
 
@@ -101,6 +101,13 @@ def execute(session: NotebookSession, argv: list[str], *, cell: str | None = Non
         if client is not session.client:
             client.close()
         session.forget_names()
+
+
+def _prompt(text: str, secret: bool) -> str:
+    """`login` without -u/-p in a live notebook: ask in the cell (the frontend allows stdin)."""
+    import getpass
+
+    return getpass.getpass(text) if secret else input(text)
 
 
 def _notebook_verb(session: NotebookSession, argv: list[str]) -> Any:

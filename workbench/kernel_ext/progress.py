@@ -88,7 +88,10 @@ class BuildStep:
 
     @property
     def mark(self) -> str:
-        return "cached" if self.cached else "ran"
+        """`cached` (the cache had it), `ran` (executed now), or `base` for a FROM step."""
+        if self.cached:
+            return "cached"
+        return "base" if self.instruction.upper().startswith("FROM") else "ran"
 
 
 class BuildTracker:

@@ -17,8 +17,8 @@ __all__ = ["BuildProgress", "TransferProgress"]
 
 _esc = html.escape
 _LOG_LINES = 400
-_MARK = {"cached": "✔ cached", "ran": "✔ ran", "running": "⏳ running", "failed": "✘ failed"}
-_COLOUR = {"cached": "#3a7", "ran": "#27c", "running": "#a70", "failed": "#c33"}
+_MARK = {"cached": "✔ cached", "ran": "✔ ran", "base": "✔ base", "running": "⏳ running", "failed": "✘ failed"}
+_COLOUR = {"cached": "#3a7", "ran": "#27c", "base": "#666", "running": "#a70", "failed": "#c33"}
 
 
 def _box(children: list[Any]) -> Any:
