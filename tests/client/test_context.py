@@ -24,12 +24,13 @@ from workbench.client._context import directory_context, dockerfile_context
     (["/abs/path"], "abs/path", True),
     (["./x/../y"], "y", True),
     (["[a-c].txt"], "b.txt", True),
-    (["[!a-c].txt"], "b.txt", False),
+    (["[^a-c].txt"], "b.txt", False),         # Go's filepath.Match negates with `^`
+    (["[!a-c].txt"], "b.txt", True),          # ... and `!` is a literal member of the class
     (["# comment", ""], "# comment", False),
     (["a/**"], "a/b/c", True),
 ])
 def test_dockerignore_matching(patterns, path, excluded):
-    assert DockerIgnore(patterns).excluded(path) is excluded
+    assert DockerIgnore.from_text("\n".join(patterns)).ignored(path) is excluded
 
 
 def _names(ctx) -> dict[str, bytes | None]:
