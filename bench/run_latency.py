@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.helpers import busybox_rootfs_tar, ping  # noqa: E402
+from tests.helpers import busybox_rootfs_tar, ping
 
 
 def client(sock: str) -> httpx.Client:
@@ -94,7 +94,22 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.wait(30)
+        cleanup(base)
     return 0
+
+
+def cleanup(base: Path) -> None:
+    """Leave nothing behind: the engine's bridge and firewall table, mounts, the temporary root."""
+    import shutil
+
+    from tests.helpers import mounts_under
+    from workbench.engine.config import DaemonConfig
+    from workbench.engine.network.cleanup import remove_engine_state
+    root = base / "root"
+    remove_engine_state(DaemonConfig(root=root).tag, root / "run")
+    for m in sorted(mounts_under(base), key=len, reverse=True):
+        subprocess.run(["umount", "-l", m], check=False)
+    shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ def test_network_routes(netsvc, boxes, tmp_path: Path):
                                                            "EndpointConfig": {"Aliases": ["x"]}})
         assert r.status == 200, await r.text()
         doc = await (await c.get("/networks/api-net")).json()
-        assert doc["Containers"][b.cid]["IPv4Address"].endswith("/16")
+        prefix = doc["IPAM"]["Config"][0]["Subnet"].split("/")[1]   # the pool's next free subnet
+        assert doc["Containers"][b.cid]["IPv4Address"].endswith("/" + prefix)
         r = await c.delete("/networks/api-net")
         assert r.status == 403 and "has active endpoints" in (await r.json())["message"]
         r = await c.post(f"/networks/{nid}/disconnect", json={"Container": b.cid, "Force": False})
