@@ -292,6 +292,23 @@ def _read_pid(config: DaemonConfig) -> int | None:
         return None
 
 
+def _served_root(sock: str) -> str | None:
+    """The root the engine on `sock` really uses (its /info DockerRootDir)."""
+    import json
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(2)
+        s.connect(sock)
+        s.sendall(b"GET /info HTTP/1.0\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        s.close()
+        return json.loads(data.split(b"\r\n\r\n", 1)[1]).get("DockerRootDir")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def main_stop(root: str | None = None, timeout: float = 30.0) -> int:
     config = _config(root, None)
     pid = _read_pid(config)
@@ -316,7 +333,8 @@ def main_status(root: str | None = None, host: str | None = None) -> int:
     host = host or os.environ.get("WORKBENCH_HOST") or config.hosts[0]
     pid = _read_pid(config)
     if host.startswith("unix://") and _ping(host.removeprefix("unix://")):
-        print(f"engine is running{f' (pid {pid})' if pid else ''} on {host}, root {config.root}")
+        served = _served_root(host.removeprefix("unix://")) or str(config.root)
+        print(f"engine is running{f' (pid {pid})' if pid else ''} on {host}, root {served}")
         return 0
     if host.startswith("tcp://"):
         h, _, p = host.removeprefix("tcp://").rpartition(":")
