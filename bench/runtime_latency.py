@@ -20,9 +20,9 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from workbench.cli.bootstrap import busybox_rootfs  # noqa: E402
-from workbench.engine.runtime import Runtime  # noqa: E402
-from workbench.engine.runtime.bundle import RunSpec, write_bundle  # noqa: E402
+from workbench.cli.bootstrap import busybox_rootfs
+from workbench.engine.runtime import Runtime
+from workbench.engine.runtime.bundle import RunSpec, write_bundle
 
 
 def make_lower(base: Path) -> Path:
