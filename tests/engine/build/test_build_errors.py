@@ -64,16 +64,16 @@ def _runtime_containers(engine) -> list[str]:
 
 def test_client_disconnect_stops_the_build_and_cleans_up(engine, busybox):
     before = set(_runtime_containers(engine))
-    body = context_tar({"Dockerfile": BUSYBOX_DF + "RUN echo started; sleep 60\n"})
+    body = context_tar({"Dockerfile": BUSYBOX_DF + "RUN echo mark-$((1+1)); sleep 60\n"})
     s = socket.socket(socket.AF_UNIX)
     s.connect(str(engine.sock))
     s.sendall(b"POST /build?nocache=1&t=abandoned HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
               + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     seen = b""
     deadline = time.monotonic() + 30
-    while b"started" not in seen and time.monotonic() < deadline:
+    while b"mark-2" not in seen and time.monotonic() < deadline:
         seen += s.recv(65536)
-    assert b"started" in seen
+    assert b"mark-2" in seen
     assert set(_runtime_containers(engine)) - before  # the RUN container is live
     s.close()
     deadline = time.monotonic() + 20
@@ -92,16 +92,16 @@ def test_in_stream_errors_are_docker_json(engine, busybox):
 
 def test_daemon_killed_mid_build_cleans_up_on_restart(engine, busybox):
     before = set(_runtime_containers(engine))
-    body = context_tar({"Dockerfile": BUSYBOX_DF + "RUN echo started; sleep 60\n"})
+    body = context_tar({"Dockerfile": BUSYBOX_DF + "RUN echo mark-$((1+1)); sleep 60\n"})
     s = socket.socket(socket.AF_UNIX)
     s.connect(str(engine.sock))
     s.sendall(b"POST /build?nocache=1&t=killed HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
               + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     seen = b""
     deadline = time.monotonic() + 30
-    while b"started" not in seen and time.monotonic() < deadline:
+    while b"mark-2" not in seen and time.monotonic() < deadline:
         seen += s.recv(65536)
-    assert b"started" in seen and leftovers(engine)  # a build directory and its mounts exist now
+    assert b"mark-2" in seen and leftovers(engine)  # a build directory and its mounts exist now
     assert set(_runtime_containers(engine)) - before
     engine.restart(kill=True)
     s.close()

@@ -126,6 +126,19 @@ async def _pump(request: web.Request, pipe: ChunkPipe) -> None:
     pipe.finish()
 
 
+async def _cancel_on_disconnect(request: web.Request, handler: asyncio.Task[Any] | None,
+                                interval: float = 0.25) -> None:
+    """Cancel the build when its client goes away (a RUN may print nothing for minutes, so a
+    failing write cannot be relied on to notice): its containers, mounts and files are removed."""
+    while handler is not None and not handler.done():
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            log.info("build: the client went away; cancelling")
+            handler.cancel()
+            return
+        await asyncio.sleep(interval)
+
+
 def routes(engine: Any) -> list[web.RouteDef]:
     tmp_dir: Path = engine.config.tmp_dir
     service = BuildService(engine.image_io, engine.runtime, tmp_dir, engine.config.root / "build-cache")
@@ -137,6 +150,7 @@ def routes(engine: Any) -> list[web.RouteDef]:
         pipe = ChunkPipe()
         pump = asyncio.create_task(_pump(request, pipe))
         events = service.build(opts, pipe, pull=_puller(engine, request))
+        watch = asyncio.create_task(_cancel_on_disconnect(request, asyncio.current_task()))
         try:
             try:
                 first = await anext(events)
@@ -159,6 +173,7 @@ def routes(engine: Any) -> list[web.RouteDef]:
             await resp.write_eof()
             return resp
         finally:
+            watch.cancel()
             with contextlib.suppress(Exception):
                 await events.aclose()
             pipe.abandon()

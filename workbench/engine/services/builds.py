@@ -18,6 +18,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -131,6 +132,9 @@ class BuildService:
                 if self.runtime.monitor_alive(box):
                     with contextlib.suppress(Exception):
                         self.runtime.kill(box.name, 9)
+                    deadline = time.monotonic() + 10    # its monitor records the exit, then leaves
+                    while self.runtime.monitor_alive(box) and time.monotonic() < deadline:
+                        time.sleep(0.05)
                 with contextlib.suppress(Exception):
                     self.runtime.delete(box.name, force=True)
             _unmount_below(build_dir, self.images.snapshots)
