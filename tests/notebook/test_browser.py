@@ -4,6 +4,7 @@ container table, and saves a screenshot under the test's output folder."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -54,6 +55,12 @@ def lab(tmp_path, kernel_env, monkeypatch):
                 proc.kill()
                 pytest.fail(f"jupyter lab did not start:\n{(tmp_path / 'jupyter.log').read_text()[-3000:]}")
             time.sleep(0.2)
+    # Start the notebook's kernel session up front, so Lab attaches to it instead of asking which kernel.
+    request = urllib.request.Request(f"{url}/api/sessions", method="POST", headers={
+        "Authorization": f"token {token}", "Content-Type": "application/json"}, data=json.dumps({
+            "path": "01-getting-started.ipynb", "name": "01-getting-started.ipynb", "type": "notebook",
+            "kernel": {"name": "python3"}}).encode())
+    urllib.request.urlopen(request, timeout=60).read()
     try:
         yield url, token, root
     finally:
@@ -105,25 +112,34 @@ def _run_all(page) -> None:
     """Wait for the kernel to be up and idle (answering Lab's "Select Kernel" dialog when it asks),
     then Run > Run All Cells (again if nothing started)."""
     idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
-    dialog = page.locator(".jp-Dialog")
     deadline = time.monotonic() + 90
-    while True:
-        if dialog.count() and dialog.first.is_visible():
-            dialog.locator("button", has_text="Select").first.click()
-        elif idle.count() and idle.first.is_visible():
-            break
+    while not (idle.count() and idle.first.is_visible()):
+        _answer_dialog(page)
         if time.monotonic() > deadline:
             raise AssertionError("the kernel did not become idle")
         time.sleep(0.3)
-    for _ in range(3):
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    for _ in range(5):
+        _answer_dialog(page)
+        try:
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click(timeout=5_000)
+            page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click(timeout=5_000)
+        except Exception:  # a dialog came up in between: answer it and try again
+            page.keyboard.press("Escape")
+            continue
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if page.locator(".jp-InputPrompt", has_text=re.compile(r"\[[0-9*]+\]")).count():
                 return
             time.sleep(0.3)
     raise AssertionError("Run All Cells did not start any cell")
+
+
+def _answer_dialog(page) -> None:
+    """Accept Lab's "Select Kernel" dialog (the notebook's own kernel) if it is up."""
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count() and dialog.first.is_visible():
+        dialog.locator("button", has_text="Select").first.click()
+        time.sleep(0.5)
 
 
 def _wait_kernel_idle(page, timeout: float = 60) -> None:

@@ -188,7 +188,7 @@ def _cli_default(command: str, args: Any, result: Any) -> Any:
     status = _cli_render(command, args, result)
     if status:
         raise WorkbenchError(f"{command.replace('_', ' ')} failed (exit status {status})")
-    return result if command in ("version", "info") else None
+    return None
 
 
 def _outcomes(command: str, args: Any, results: list[Outcome]) -> None:
