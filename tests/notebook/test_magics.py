@@ -275,3 +275,45 @@ def test_parse_error_points_at_the_line_without_an_engine_round_trip(shell, caps
 def _lock_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     os.environ.setdefault("WORKBENCH_HEADLESS", "")
+
+
+def test_pin_rewrites_from_lines_of_a_build_cell(shell, builder, engine, capsys):
+    from workbench.kernel_ext.session import current
+
+    session = current()
+    run(shell, "%docker tag busybox:latest nb-pinbase:1")
+    run(shell, "%docker run --rm nb-pinbase:1 true")            # recorded as used
+    pinned_id = engine.client().images.inspect("nb-pinbase:1").id
+    run(shell, "%docker pin")
+    try:
+        engine.client().images.import_(b"\0" * 1024, repository="nb-pinbase:1", changes=['CMD ["sh"]'])
+        result, image = run(shell, "%%docker build -t nb-pinned:1\nFROM nb-pinbase:1\nRUN true\n")
+        assert result.success, result.error_in_exec
+        assert f"FROM {pinned_id}" in capsys.readouterr().out    # the moved tag was not used
+        base_layers = engine.client().images.inspect(pinned_id).layers
+        built_layers = engine.client().images.inspect("nb-pinned:1").layers
+        assert built_layers[:len(base_layers)] == base_layers
+    finally:
+        session.pinned = False
+
+
+def test_autostart_when_nothing_answers(kernel_env, tmp_path):
+    """As root with runc present, loading the extension starts a detached engine and says so in one line."""
+    from tests.helpers import mounts_under
+    from workbench.engine.daemon import main_stop
+
+    root, sock = tmp_path / "root", tmp_path / "auto.sock"
+    env = dict(kernel_env, WORKBENCH_HOST=f"unix://{sock}", WORKBENCH_ROOT=str(root), WORKBENCH_AUTOSTART="1")
+    code = ("from IPython.core.interactiveshell import InteractiveShell\nip = InteractiveShell.instance()\n"
+            "ip.run_line_magic('load_ext', 'workbench')\nr = ip.run_cell('df = %docker ps -a')\n"
+            "print('OK' if r.success and len(ip.user_ns['df']) == 0 else 'FAILED')")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
+                             timeout=120)
+        lines = out.stdout.strip().splitlines()
+        assert lines[0].startswith(f"workbench: no engine answered at unix://{sock}, so one was started"), out
+        assert lines[-1] == "OK", out.stdout + out.stderr
+    finally:
+        main_stop(str(root))
+        for m in sorted(mounts_under(tmp_path), key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], check=False)

@@ -159,3 +159,36 @@ def test_transfer_progress_bars():
     assert bars["bbb"].bar_style == "success"
     tracker.finish()
     assert "pulled r/x:1" in view.header.value
+
+
+def test_registry_browser_uses_the_login_config(engine, busybox, shell, tmp_path):
+    """A registry with basic auth: `%docker --config DIR login` stores the credentials, push uses them, and
+    the browser lists the private registry with them (and cannot without)."""
+    from IPython.core.interactiveshell import InteractiveShell  # noqa: F401 - the shell fixture made it
+
+    from tests.notebook.conftest import free_port, run
+    from workbench.client import Client
+    from workbench.engine.registry.auth import make_htpasswd_line
+    from workbench.kernel_ext.background import serve_registry
+
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(make_htpasswd_line("nbuser", "s3cret") + "\n")
+    addr = f"127.0.0.1:{free_port()}"
+    import argparse
+
+    server = serve_registry(argparse.Namespace(root=str(tmp_path / "reg"), addr=addr, htpasswd=str(htpasswd),
+                                               read_only=False))
+    try:
+        conf = tmp_path / "conf"
+        result, _ = run(shell, f"%docker --config {conf} login -u nbuser -p s3cret {addr}")
+        assert result.success, result.error_in_exec
+        assert "nbuser" not in (conf / "config.json").read_text()          # base64, as docker stores it
+        run(shell, f"%docker tag busybox:latest {addr}/private/bb:1")
+        result, _ = run(shell, f"%docker --config {conf} push {addr}/private/bb:1")
+        assert result.success, result.error_in_exec
+        rb = widgets.registry_browser(addr, Client(engine.host, config_dir=conf))
+        assert list(rb.repositories.options) == ["private/bb"] and "as nbuser" in rb.auth_label.value
+        anonymous = widgets.registry_browser(addr, Client(engine.host, config_dir=tmp_path / "empty"))
+        assert not anonymous.repositories.options and "cannot list" in anonymous.status.value
+    finally:
+        server.stop()
