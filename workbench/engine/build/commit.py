@@ -2,9 +2,9 @@
 
 `commit_layer` walks the upper dir once (`store.layers.diff_to_tar`: whiteouts and opaque
 directories become OCI whiteouts, entries sorted, uid/gid numeric, mtimes clamped to
-SOURCE_DATE_EPOCH when given) to hash it (the diff_id); then two concurrent walks stream the same
-tar into the blob (gzip with a fixed header, hashed by the content store as it is written) and
-into the layer's snapshot. An upper dir with no changes makes no layer: the
+SOURCE_DATE_EPOCH when given) to hash it (the diff_id) while another walk, concurrently, gzips
+the same tar into the blob (fixed header; hashed by the content store as it is written); a third
+streams it into the layer's snapshot. An upper dir with no changes makes no layer: the
 step's history entry is then `empty_layer`, as moby's NewChildImage does.
 
 `BuiltImage` is an image as the executor grows it; `child` makes the next step's config document
@@ -87,37 +87,41 @@ def commit_layer(image_io: ImageIO, upper: Path, parent_chain: str | None,
                  *, epoch: int | None) -> LayerInfo | None:
     """Store `upper` as a layer on `parent_chain` (blob, layers row, snapshot); None if empty.
 
-    A first walk of the upper dir hashes the tar (diff_id, hence the chain ID); two more walks,
-    concurrent, stream it into the gzip blob and into the snapshot. The tar is a pure function of
-    the (unchanging, page-cached) upper dir, so nothing is written to disk but the two results.
+    Three walks of the upper dir stream the same tar (a pure function of the unchanging,
+    page-cached upper dir, so nothing is written to disk but the results): one gzips it into the
+    blob, in a thread of its own from the start; one hashes it (the diff_id, hence the chain ID);
+    then one streams it into the snapshot.
     """
     images = image_io.images
-    tar = _Hasher()
-    if diff_to_tar(upper, tar, epoch=epoch) == 0:
-        return None
-    diff_id = "sha256:" + tar.h.hexdigest()
-    chain = chain_id([parent_chain, diff_id]) if parent_chain else diff_id
-    failure: list[BaseException] = []
+    blob = images.content.writer()
+    compressed: list[Any] = []
 
-    def unpack() -> None:
+    def compress() -> None:
         try:
-            _unpack(images, upper, chain, parent_chain, epoch)
-        except BaseException as err:  # re-raised in the caller's thread
-            failure.append(err)
-
-    worker = threading.Thread(target=unpack, name="build-unpack")
-    worker.start()
-    try:
-        with images.content.writer() as blob:
             gz = GzipWriter(blob)
             diff_to_tar(upper, gz, epoch=epoch)
             gz.close()
-            size = blob.size
-            digest = blob.commit()
+            compressed.append(blob.size)
+        except BaseException as err:  # re-raised in the caller's thread
+            compressed.append(err)
+
+    worker = threading.Thread(target=compress, name="build-compress")
+    worker.start()
+    try:
+        tar = _Hasher()
+        entries = diff_to_tar(upper, tar, epoch=epoch)
+        diff_id = "sha256:" + tar.h.hexdigest()
+        chain = chain_id([parent_chain, diff_id]) if parent_chain else diff_id
+        if entries:
+            _unpack(images, upper, chain, parent_chain, epoch)
     finally:
         worker.join()
-    if failure:
-        raise failure[0]
+    with blob:
+        if isinstance(compressed[0], BaseException):
+            raise compressed[0]
+        if not entries:
+            return None
+        size, digest = compressed[0], blob.commit()
     layer = LayerInfo(diff_id, digest, mt.OCI_LAYER_GZIP, size, tar.size)
     with images.md.transaction() as tx:
         tx.execute("INSERT OR REPLACE INTO layers(diff_id, blob_digest, media_type, size, uncompressed_size) "

@@ -192,7 +192,7 @@ class BuildService:
                         held.append(ev)
                     else:
                         yield ev
-            except BaseException:
+            except Exception:
                 for ev in held:  # a quiet build that fails shows its output after all, as dockerd does
                     yield ev
                 raise
