@@ -25,9 +25,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kernel_env(engine):
-    """Environment for kernels papermill or JupyterLab start: this repo, this engine, no autostart."""
+    """Environment for kernels papermill or JupyterLab start: this repo, this engine, no autostart.
+    Set for one test module at a time and restored after it, so nothing leaks into other suites."""
     saved = dict(os.environ)
     os.environ.update({"WORKBENCH_HOST": engine.host, "WORKBENCH_AUTOSTART": "0",
                        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), saved.get("PYTHONPATH")])),
@@ -39,7 +40,7 @@ def kernel_env(engine):
         os.environ.update(saved)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def shell(engine, busybox, kernel_env, tmp_path_factory):
     """An IPython InteractiveShell with `%load_ext workbench` done against the session engine."""
     from IPython.core.interactiveshell import InteractiveShell

@@ -148,6 +148,7 @@ def test_logs(shell, capsys):
         run(shell, "%docker rm -f nb-logs")
 
 
+@pytest.mark.filterwarnings("ignore:`Completer.complete` is pending deprecation:PendingDeprecationWarning")
 def test_tab_completion(shell):
     run(shell, "%docker create --name nb-complete busybox true")
     try:
