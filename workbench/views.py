@@ -279,7 +279,7 @@ def efficiency(image: str, client: Client | None = None) -> dict[str, Any]:
                 per_path.setdefault(e.path, []).append(w)
     worst = sorted(per_path.items(), key=lambda kv: -sum(kv[1]))[:10]
     return {"image": image, "id": contents.image_id, "layers": len(contents.layers), "size": total,
-            "wasted": wasted, "efficiency": 1.0 if total == 0 else round((total - wasted) / total, 4),
+            "wasted": wasted, "efficiency": 1.0 if total == 0 else (total - wasted) / total,
             "inefficient_files": [(p, len(ws), sum(ws)) for p, ws in worst]}
 
 
