@@ -25,7 +25,6 @@ import posixpath
 import shutil
 import stat
 import tarfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -35,9 +34,9 @@ from workbench.engine.build.plan import InlineFile
 from workbench.engine.store.compression import detect_compression, open_decompressed
 from workbench.engine.store.layers import apply_layer
 from workbench.engine.store.paths import secure_join
-from workbench.errors import BuildError, WorkbenchError
+from workbench.errors import BuildError
 
-__all__ = ["Copier", "Download", "download", "is_url", "parse_chmod", "parse_chown"]
+__all__ = ["Copier", "Download", "download", "is_archive", "is_url", "parse_chmod", "parse_chown"]
 
 _CHUNK = 1 << 20
 
@@ -157,13 +156,11 @@ def download(url: str, dest: Path, *, checksum: str = "", timeout: float = 300.0
 class Copier:
     """Copies sources into the container root `root` (mounted read-write) for one COPY/ADD."""
 
-    def __init__(self, root: Path, *, cmd: str = "COPY", chown: str = "", chmod: str = "",
-                 now: float | None = None) -> None:
+    def __init__(self, root: Path, *, cmd: str = "COPY", chown: str = "", chmod: str = "") -> None:
         self.root = Path(root)
         self.cmd = cmd
         self.uid, self.gid = parse_chown(self.root, chown)
         self.mode = parse_chmod(chmod)
-        self.now = now
 
     # -- destinations ----------------------------------------------------------------------
     def dest_is_dir(self, dest: str, count: int) -> bool:
@@ -188,7 +185,6 @@ class Copier:
             except FileNotFoundError:
                 os.mkdir(host, 0o755)
                 os.chown(host, self.uid, self.gid)
-                self._stamp(host, None)
                 continue
             if not stat.S_ISDIR(st.st_mode):
                 raise BuildError(f"{self.cmd} failed: mkdir /{'/'.join(parts[: n + 1])}: not a directory")
@@ -236,7 +232,6 @@ class Copier:
             os.fchmod(fd, self.mode if self.mode is not None else doc.mode)
         finally:
             os.close(fd)
-        self._stamp(target, None)
 
     def copy_tree(self, src_dir: Path, dest_dir: Path) -> None:
         """Copy the contents of `src_dir` into the existing directory `dest_dir` (never following
@@ -317,11 +312,6 @@ class Copier:
         else:
             os.unlink(target)
 
-    def _stamp(self, path: Path, mtime: float | None) -> None:
-        if self.now is not None or mtime is not None:
-            t = mtime if mtime is not None else self.now
-            os.utime(path, (t, t), follow_symlinks=False)
-
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
@@ -345,17 +335,3 @@ def _copy_fd(fd_in: int, fd_out: int, size: int) -> None:
             raise
     while chunk := os.read(fd_in, _CHUNK):
         _write_all(fd_out, chunk)
-
-
-def copy_sources(copier: Copier, sources: Sequence[Source], dest: str, *, add: bool) -> None:
-    """Copy every source of one instruction (context or --from), ADD unpacking local tars."""
-    into_dir = copier.dest_is_dir(dest, len(sources))
-    for src in sources:
-        if add and not src.is_dir and is_archive(src.path):
-            copier.add_archive(src.path, dest)
-        else:
-            copier.copy_source(src, dest, into_dir)
-
-
-def translate_os_error(err: OSError, cmd: str) -> WorkbenchError:
-    return BuildError(f"{cmd} failed: {err.strerror or err}: {err.filename or ''}".rstrip(": "))

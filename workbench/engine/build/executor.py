@@ -191,7 +191,7 @@ class Executor:
                                                      f"invalid from flag value {action.from_image}"):
                         yield ev
                 box = self._sandbox()
-                sources = await self._copy_sources(step, action, box)
+                sources = await self._copy_sources(action, box)
                 hashes = combine_source_hashes(sources.hashes) if sources.hashes else ""
             key = step.cache_key(parent.id, hashes)
             hit = None if self.opts.nocache else await asyncio.to_thread(self.cache.lookup, key)
@@ -247,7 +247,7 @@ class Executor:
         return box.mount_view(self.snapshots, image.chain, f"mnt-{len(box.mounted)}")
 
     # -- COPY / ADD --------------------------------------------------------------------------
-    async def _copy_sources(self, step: Step, action: CopyAction, box: Sandbox) -> CopySources:
+    async def _copy_sources(self, action: CopyAction, box: Sandbox) -> CopySources:
         tree = self.context
         if action.from_stage is not None or action.from_image:
             if action.from_stage is not None:
