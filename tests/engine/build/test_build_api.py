@@ -143,10 +143,12 @@ def test_daemon_serves_during_a_build(engine, busybox):
 def test_network_is_none_unless_host(engine, busybox):
     none = build(engine, dockerfile=BUSYBOX_DF + "RUN ls /sys/class/net > /nets\n", nocache=True).check()
     assert run_logs(engine, none, ["cat", "/nets"]) == (0, "lo\n")
-    host = build(engine, dockerfile=BUSYBOX_DF + "RUN ls /sys/class/net > /nets\n", nocache=True,
+    host = build(engine, dockerfile=BUSYBOX_DF + "RUN ls /sys/class/net > /nets\n"
+                                          "RUN --network=none ls /sys/class/net > /isolated\n", nocache=True,
                  networkmode="host").check()
     code, out = run_logs(engine, host, ["cat", "/nets"])
     assert code == 0 and len(out.split()) > 1
+    assert run_logs(engine, host, ["cat", "/isolated"]) == (0, "lo\n")  # RUN --network overrides
     for image in (none, host):
         remove_image(engine, image)
 

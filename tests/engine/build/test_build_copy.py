@@ -79,10 +79,15 @@ COPY --chown=nobody a.txt /by-name
 COPY --chown=12:34 dir /by-id/
 COPY --chmod=600 b.txt /private
 COPY --chown=1:1 --chmod=750 dir /both/
+ADD --chown=5:6 --chmod=640 a.txt /added
 """
     image = make(engine, images, df, CTX)
-    out = sh(engine, image, "stat -c '%u:%g %a' /by-name /by-id /by-id/one /by-id/sub /private /both/sub/two /both/one")
-    assert out == "65534:65534 644\n12:34 755\n12:34 644\n12:34 755\n0:0 600\n1:1 750\n1:1 750\n"
+    out = sh(engine, image, "stat -c '%u:%g %a' /by-name /by-id /by-id/one /by-id/sub /private /both/sub/two /both/one"
+                            " /added")
+    assert out == "65534:65534 644\n12:34 755\n12:34 644\n12:34 755\n0:0 600\n1:1 750\n1:1 750\n5:6 640\n"
+    for flag in ("--exclude=*.md", "--parents"):
+        unsupported = build(engine, CTX, dockerfile=BUSYBOX_DF + f"COPY {flag} a.txt /\n")
+        assert unsupported.error == f"COPY {flag.split('=')[0]} is not supported by this builder"
     bad = build(engine, CTX, dockerfile=BUSYBOX_DF + "COPY --chown=ghost a.txt /\n")
     assert bad.error == ("unable to convert uid/gid chown string to host mapping: can't find uid for user ghost: "
                          "no such user: ghost")

@@ -202,5 +202,8 @@ def test_from_scratch_and_config_only_image(engine, busybox, images):
 
 
 def test_syntax_directive_is_accepted(engine, busybox, images):
-    image = make(engine, images, "# syntax=docker/dockerfile:1\n# check=skip=all\nFROM busybox\nRUN echo ok > /ok\n")
-    assert run_logs(engine, image, ["cat", "/ok"]) == (0, "ok\n")
+    df = "# syntax=docker/dockerfile:1\n# check=skip=all\nFROM --platform=$BUILDPLATFORM busybox\n" \
+         "ARG TARGETARCH\nRUN echo ok-$TARGETARCH > /ok\n"
+    image = make(engine, images, df)
+    arch = image_config(engine, image)["Architecture"]
+    assert run_logs(engine, image, ["cat", "/ok"]) == (0, f"ok-{arch}\n")
