@@ -53,8 +53,10 @@ class _ResponseStream:
         self.close()
 
     def _chunks(self) -> Iterator[bytes]:
+        # no chunk size: httpx's iter_raw(n) holds bytes back until n have arrived, which would
+        # delay build steps, pull progress and `logs -f` until 64 KiB pile up
         try:
-            yield from self.response.iter_raw(_CHUNK)
+            yield from self.response.iter_raw()
         finally:
             self.close()
 

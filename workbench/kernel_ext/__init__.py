@@ -21,11 +21,9 @@ __all__ = ["docker", "load_ipython_extension", "unload_ipython_extension"]
 
 def load_ipython_extension(ipython: Any) -> None:
     from workbench.kernel_ext import complete, display, failures
-    from workbench.kernel_ext._compat import live_streams
     from workbench.kernel_ext.engine import connect
     from workbench.kernel_ext.magics import DockerMagics
 
-    live_streams()
     session = connect()
     ipython.register_magics(DockerMagics(ipython, session))
     display.register(ipython)

@@ -64,9 +64,7 @@ def current_client() -> Client:
     global _current
     if _current is None:
         from workbench.client import Client, resolve_host
-        from workbench.kernel_ext._compat import live_streams
 
-        live_streams()
         host = resolve_host(None).url
         _current = NotebookSession(host, Client(host), default_lock_path())
     return _current.client
