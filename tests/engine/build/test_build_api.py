@@ -186,3 +186,22 @@ def test_context_without_final_padding_is_accepted_but_truncated_data_is_not(eng
     assert run_logs(engine, image, ["cat", "/last"]) == (0, "tail-data")
     assert build(engine, body=raw[:end - 3]).status == 400
     remove_image(engine, image)
+
+
+def test_concurrent_builds(engine, busybox):
+    results: dict[int, object] = {}
+
+    def one(n: int) -> None:
+        df = BUSYBOX_DF + f"COPY f /f\nRUN sleep 0.3; cat /f > /g{n}\n"
+        results[n] = build(engine, {"f": f"{n}\n"}, dockerfile=df, nocache=True)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for n in range(3):
+        image = results[n].check()
+        assert run_logs(engine, image, ["cat", f"/g{n}"]) == (0, f"{n}\n")
+        remove_image(engine, image)
+    assert leftovers(engine) == []
