@@ -20,7 +20,8 @@ def test_commit_changes_config_and_runs(engine, busybox):
     assert info["RootFS"]["Layers"][:-1] == base_layers and len(info["RootFS"]["Layers"]) == len(base_layers) + 1
     assert info["Parent"] == busybox
     hist = engine.api.get("/images/committed:v1/history").json()
-    assert hist[0]["Comment"] == "by test"
+    assert hist[0]["Comment"] == "by test" and hist[0]["Id"] == image_id
+    assert hist[1]["Id"] == busybox and "busybox:latest" in hist[1]["Tags"]   # a local parent shows its ID
     out = create(engine, None, Image="committed:v1")
     engine.api.post(f"/containers/{out}/start")
     assert wait(engine, out)["StatusCode"] == 0

@@ -240,9 +240,17 @@ class ImageService:
                         "CreatedBy": h.get("created_by", ""), "Tags": None, "Size": size,
                         "Comment": h.get("comment", "")})
         out.reverse()
-        if out:
-            out[0]["Id"] = rec.id
-            out[0]["Tags"] = self.tags_of(rec.id) or None
+        # as dockerd: an entry that is the top of a local ancestor image shows that image's ID and tags
+        ancestor: ImageRecord | None = rec
+        seen: set[str] = set()
+        while ancestor is not None and ancestor.id not in seen:
+            seen.add(ancestor.id)
+            depth = len(self.config(ancestor).get("history") or []) or 1
+            pos = len(out) - depth
+            if 0 <= pos < len(out):
+                out[pos]["Id"] = ancestor.id
+                out[pos]["Tags"] = self.tags_of(ancestor.id) or None
+            ancestor = self.find(ancestor.parent) if ancestor.parent else None
         return out
 
     def _layer_sizes(self, diff_ids: list[str]) -> list[int]:
