@@ -44,6 +44,10 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 _enc = _json.encode_basestring
 _sync_fd = 3
 _DEFAULT_IN_CHILD = (_signal.SIGHUP, _signal.SIGINT, _signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD)
+# glibc's internal signals (SIGCANCEL 32, SIGSETXID 33) are not reachable through Python's signal
+# module, yet a parent that used posix_spawn (GNU make 4.3 does) leaves them ignored, and an ignored
+# disposition survives exec down to the container: reset them through libc in the child.
+_GLIBC_INTERNAL = (32, 33)
 _trace = False
 
 
@@ -350,6 +354,19 @@ def _noop(signum, frame):
     pass
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: no dlopen in a forked child
+_SYS_RT_SIGACTION = {"x86_64": 13, "aarch64": 134}.get(os.uname().machine)
+
+
+def _default_internal_signals():
+    """rt_sigaction(sig, SIG_DFL) for glibc's internal signals; glibc's own wrappers refuse them."""
+    if _SYS_RT_SIGACTION is None:
+        return
+    act = (ctypes.c_ulong * 4)()                       # handler=SIG_DFL, flags, restorer, mask: all 0
+    for sig in _GLIBC_INTERNAL:
+        _LIBC.syscall(_SYS_RT_SIGACTION, sig, ctypes.byref(act), None, 8)
+
+
 def spawn_wait(cmd, stdio):
     """Run `cmd` (no shell) with `stdio` as fds 0-2 and wait for it; return its exit code.
 
@@ -362,6 +379,8 @@ def spawn_wait(cmd, stdio):
             _signal.set_wakeup_fd(-1)
             for sig in _DEFAULT_IN_CHILD:
                 _signal.signal(sig, _signal.SIG_DFL)
+            _default_internal_signals()
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
             for target, fd in enumerate(stdio):
                 if fd == target:
                     os.set_inheritable(fd, True)
