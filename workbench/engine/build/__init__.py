@@ -2,11 +2,13 @@
 
 Pure parts (no IO, unit-tested without a daemon):
 
-- `dockerfile`   text → `Dockerfile` (stages of `Instruction`s), Docker's syntax and errors
+- `dockerfile`   text → `Dockerfile` (stages of `Instruction`s), Docker's syntax and errors;
+                 its line scanner (directives, continuations, heredocs) is `_dockerfile_lines`
 - `shell_words`  Docker's variable substitution and word splitting
 - `dockerignore` .dockerignore matching and the context walk the docker CLI does
 - `plan`         stages to build, ARG scoping, substituted steps, config changes, history
-                 text and cache keys, driven stage by stage by the executor
+                 text and cache keys, driven stage by stage by the executor; the
+                 per-instruction evaluation and the action types are `_dispatch`
 
 Parts that do the work (driven by `services/builds.BuildService`, one build at a time each):
 
