@@ -34,17 +34,19 @@ from workbench.oci import reference
 from workbench.oci.digest import Digest, DigestMismatch
 from workbench.oci.image import chain_ids, default_platform, is_index, parse_platform, platform_matches
 
-__all__ = ["DOWNLOADS", "LayerRef", "PullJob", "Puller", "pull_reference"]
+__all__ = ["DOWNLOADS", "BlobRef", "PullJob", "Puller", "pull_reference"]
 
 DOWNLOADS = 4
 
 
 @dataclass(frozen=True, slots=True)
-class LayerRef:
+class BlobRef:
+    """A blob to move: its descriptor fields, and for layers the diff ID (push and pull share it)."""
+
     digest: str
     size: int
     media_type: str
-    diff_id: str
+    diff_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,7 @@ class PullJob:
     manifest: Manifest       # the platform's image manifest, exactly as received
     config: bytes
     config_digest: str
-    layers: tuple[LayerRef, ...]
+    layers: tuple[BlobRef, ...]
 
 
 def pull_reference(from_image: str, tag: str | None) -> reference.Reference:
@@ -108,7 +110,7 @@ class Puller:
         if len(diff_ids) != len(descs):
             raise InvalidArgument(f"invalid image {ref.familiar}: {len(descs)} layers in the manifest but "
                                   f"{len(diff_ids)} diff IDs in the config")
-        layers = tuple(LayerRef(str(d["digest"]), int(d.get("size") or 0), str(d.get("mediaType") or
+        layers = tuple(BlobRef(str(d["digest"]), int(d.get("size") or 0), str(d.get("mediaType") or
                                 mt.OCI_LAYER_GZIP), str(did)) for d, did in zip(descs, diff_ids))
         for layer in layers:
             Digest.parse(layer.digest)
@@ -138,7 +140,7 @@ class Puller:
             before = self._points_at(ref)
             if ref.tag:
                 self.images.tag(job.config_digest, ref.familiar_name, ref.tag)
-            add_repo_digest(self.images, f"{ref.familiar_name}@{job.top_digest}", job.config_digest)
+            self.images.add_repo_digest(f"{ref.familiar_name}@{job.top_digest}", job.config_digest)
         sink.status(f"Digest: {job.top_digest}")
         if before == job.config_digest:
             sink.status(f"Status: Image is up to date for {ref.familiar}")
@@ -300,7 +302,7 @@ class _LayerPull:
                 return known
             info = LayerInfo(layer.diff_id, layer.digest, layer.media_type, p.content.size(layer.digest),
                              tar.count)
-            record_layer(p.images, info)
+            p.layers.record(info)
             return info
 
         return await self.loop.run_in_executor(self.p.pool, work)
@@ -358,19 +360,3 @@ def _pick_platform(index: dict[str, Any], want: dict[str, Any]) -> str:
         return str(e.get("digest"))
     text = "/".join(str(want[k]) for k in ("os", "architecture", "variant") if want.get(k))
     raise NotFound(f"no matching manifest for {text} in the manifest list entries")
-
-
-def record_layer(images: Any, info: LayerInfo) -> None:
-    """Record diff ID → blob in the layers table, as `LayerIngester.ingest` does (no public method yet)."""
-    with images.md.transaction() as tx:
-        tx.execute("INSERT OR REPLACE INTO layers(diff_id, blob_digest, media_type, size, uncompressed_size) "
-                   "VALUES (?,?,?,?,?)", (info.diff_id, info.blob_digest, info.media_type, info.size,
-                                          info.uncompressed_size))
-
-
-def add_repo_digest(images: Any, name: str, image_id: str) -> None:
-    """Record `repo@sha256:...` → image (ImageService has no method for this yet)."""
-    repo = name.split("@", 1)[0]
-    with images.md.transaction() as tx:
-        tx.execute("INSERT OR REPLACE INTO repo_digests(name, repo, image_id) VALUES (?,?,?)",
-                   (name, repo, image_id))

@@ -25,7 +25,7 @@ from typing import Any
 
 from workbench.engine.registry.client import RegistryClient
 from workbench.engine.registry.progress import EventSink, Meter, Progress, short_id
-from workbench.engine.registry.pull import add_repo_digest
+from workbench.engine.registry.pull import BlobRef
 from workbench.errors import InvalidArgument, NotFound
 from workbench.oci import mediatypes as mt
 from workbench.oci import reference
@@ -35,14 +35,6 @@ __all__ = ["UPLOADS", "PushItem", "PushJob", "Pusher"]
 
 UPLOADS = 4
 MOUNT_CANDIDATES = 3
-
-
-@dataclass(frozen=True, slots=True)
-class BlobRef:
-    digest: str
-    size: int
-    media_type: str
-    diff_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +183,7 @@ class _ItemPush:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         await self.client.put_manifest(self.path, self.item.tag, self.item.manifest, self.item.media_type)
-        add_repo_digest(self.p.images, f"{self.job.ref.familiar_name}@{_digest(self.item.manifest)}",
+        self.p.images.add_repo_digest(f"{self.job.ref.familiar_name}@{_digest(self.item.manifest)}",
                         self.item.image_id)
 
     async def _layer(self, layer: BlobRef) -> None:

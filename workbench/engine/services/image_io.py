@@ -117,11 +117,15 @@ class LayerIngester:
                 raise InvalidArgument(f"layer diff ID mismatch: expected {diff_id}, got {got}")
             digest = blob.commit(blob_digest)
         info = LayerInfo(got, digest, media_type or mt.OCI_LAYER_GZIP, self.content.size(digest), tee.count)
+        self.record(info)
+        return info
+
+    def record(self, info: LayerInfo) -> None:
+        """Remember which blob holds diff ID `info.diff_id` (for saves, pushes and unpacking)."""
         with self.md.transaction() as tx:
             tx.execute("INSERT OR REPLACE INTO layers(diff_id, blob_digest, media_type, size, "
                        "uncompressed_size) VALUES (?,?,?,?,?)",
                        (info.diff_id, info.blob_digest, info.media_type, info.size, info.uncompressed_size))
-        return info
 
     def unpack(self, diff_ids: list[str]) -> str:
         """Make sure every snapshot of the chain exists (extracting from blobs); return the top chain ID."""

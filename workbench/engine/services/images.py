@@ -332,6 +332,13 @@ class ImageService:
             return None
         return name if name in tags else None
 
+    def add_repo_digest(self, name: str, image_id: str) -> None:
+        """Record `repo@sha256:<manifest digest>` for an image (after a push or pull)."""
+        repo = name.split("@", 1)[0]
+        with self.md.transaction() as tx:
+            tx.execute("INSERT OR REPLACE INTO repo_digests(name, repo, image_id) VALUES (?,?,?)",
+                       (name, repo, image_id))
+
     def _untag(self, name: str) -> None:
         with self.md.transaction() as tx:
             tx.execute("DELETE FROM tags WHERE name=?", (name,))
