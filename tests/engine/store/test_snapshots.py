@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import stat
 import tarfile
 import threading
@@ -268,3 +269,70 @@ def test_130_layer_mount(sn: OverlaySnapshotter, mounts: list[Path], tmp_path: P
     assert os.getcwd() != str(sn.root / "l")  # the relative mount did not move the process cwd
     (merged / "layer-000").write_text("changed")
     assert stat.S_ISREG((tmp_path / "big" / "upper" / "layer-000").lstat().st_mode)
+
+
+def test_commit_dir_moves_an_upper_dir_into_place(sn: OverlaySnapshotter, mounts: list[Path],
+                                                  tmp_path: Path) -> None:
+    stack = Stack(sn, LAYERS)
+    merged = mount(sn, mounts, tmp_path / "c1", stack.top)
+    (merged / "b.txt").unlink()  # a whiteout
+    for p in (merged / "o").iterdir():
+        p.unlink()
+    (merged / "o").rmdir()
+    (merged / "o").mkdir()  # an opaque dir
+    (merged / "o" / "fresh").write_text("fresh")
+    (merged / "d" / "y").write_text("y2")
+    (merged / "n").mkdir()
+    (merged / "n" / "f").write_text("12345")
+    os.link(merged / "n" / "f", merged / "n" / "hl")
+    expected = listing(merged)
+    sn.unmount(merged)
+    mounts.remove(merged)
+    upper = tmp_path / "c1" / "upper"
+    assert stat.S_ISCHR((upper / "b.txt").lstat().st_mode)
+    assert os.getxattr(upper / "o", "trusted.overlay.opaque") == b"y"
+    out = io.BytesIO()
+    diff_to_tar(upper, out)
+    diff_id = digest(out.getvalue())
+    chain = chain_ids([*stack.diff_ids, diff_id])[-1]
+
+    assert sn.commit_dir(chain, stack.top, upper) == len("y2") + len("fresh") + len("12345")
+    assert not upper.exists() and sn.exists(chain)
+    assert not list(sn._snaps.glob(".tmp-*"))
+    assert sn.lowerdirs(chain)[1:] == sn.lowerdirs(stack.top)
+    view = mount(sn, mounts, tmp_path / "view", chain, writable=False)
+    assert listing(view) == expected and "b.txt" not in expected and expected["o/fresh"] == b"fresh"
+    assert sorted(os.listdir(view / "o")) == ["fresh"]  # the opaque dir hides o/3 below it
+    assert (view / "n" / "hl").stat().st_ino == (view / "n" / "f").stat().st_ino
+
+    # the same layer extracted from its tar is the same snapshot, file for file
+    other = OverlaySnapshotter(tmp_path / "other")
+    Stack(other, [*LAYERS, out.getvalue()])
+    assert listing(other.lowerdirs(chain)[0]) == listing(sn.lowerdirs(chain)[0])
+    assert [i.size for i in other.list() if i.chain_id == chain] == [i.size for i in sn.list() if i.chain_id == chain]
+
+    # idempotent: an existing snapshot is kept and the new upper left alone
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "x").write_text("x")
+    assert sn.commit_dir(chain, stack.top, again) == 12
+    assert (again / "x").read_text() == "x"
+    # an unknown parent
+    with pytest.raises(NotFound):
+        sn.commit_dir(digest(b"child"), digest(b"nope"), again)
+    assert (again / "x").exists()
+
+
+def test_commit_dir_from_another_filesystem_is_declined(sn: OverlaySnapshotter, tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.fail("needs /dev/shm on a filesystem of its own")
+    upper = shm / f"wb-test-upper-{os.getpid()}"
+    upper.mkdir()
+    try:
+        (upper / "f").write_text("f")
+        assert sn.commit_dir(digest(b"layer"), None, upper) is None
+        assert (upper / "f").read_text() == "f"
+        assert not sn.exists(digest(b"layer")) and not list(sn._snaps.glob(".tmp-*"))
+    finally:
+        shutil.rmtree(upper)

@@ -16,9 +16,11 @@ Lifecycle of a layer: `create_layer(chain_id, parent, tar)` extracts into a priv
 directory under the same root and renames it into place only when the whole tar applied; until
 then `exists()` is False and nothing is visible, and a bad tar leaves nothing behind.
 `create_layer` is idempotent: if the snapshot exists, it returns its size without reading the
-tar. Two concurrent creates of one chain ID are serialised (a file lock per chain ID): the second
-waits, then finds the snapshot done. Snapshots are immutable once created; `remove` refuses while
-another snapshot names it as parent (remove children first) and is idempotent on a missing one.
+tar. `commit_dir` does the same for a finished, unmounted overlay upper dir (already in this
+on-disk form) by renaming it into place when it is on the snapshots' filesystem: no copy. Two
+concurrent creates of one chain ID are serialised (a file lock per chain ID): the second waits,
+then finds the snapshot done. Snapshots are immutable once created; `remove` refuses while another
+snapshot names it as parent (remove children first) and is idempotent on a missing one.
 
 Mount lifetime is the caller's: `unmount` what you `mount`, and do not `remove` a snapshot that
 is still a lowerdir of a live mount (the snapshotter does not track mounts).
@@ -32,7 +34,7 @@ On disk (`<root>` is the snapshotter's own directory):
     <root>/l/<short>  -> ../snapshots/<hex>/fs   short names, to keep mount data under 4096 bytes
     <root>/empty/                    the lowerdir of scratch mounts
     <root>/locks/<hex>               per-chain-ID lock files
-    <root>/snapshots/.tmp-*          extractions in progress (removed by `recover()`)
+    <root>/snapshots/.tmp-*          extractions and commits in progress (removed by `recover()`)
 """
 
 from __future__ import annotations
@@ -100,6 +102,16 @@ class Snapshotter(Protocol):
     async def create_layer_async(self, chain_id: str, parent_chain_id: str | None,
                                  tar_stream: BinaryIO, *, diff_id: str | None = None) -> int:
         """`create_layer` off the event loop."""
+        ...
+
+    def commit_dir(self, chain_id: str, parent_chain_id: str | None, upper: Path,
+                   *, size: int | None = None) -> int | None:
+        """Rename an unmounted overlay upper dir into place as `chain_id`; return its size.
+
+        Like `create_layer` (an existing snapshot is kept, `upper` left alone), but None, `upper`
+        untouched, when it is on another filesystem. Once moved, `upper` is gone even on failure.
+        `size`: the regular-file bytes in `upper`, when the caller has counted them already.
+        """
         ...
 
     def lowerdirs(self, chain_id: str) -> list[Path]:
@@ -313,6 +325,49 @@ class OverlaySnapshotter:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
+    def commit_dir(self, chain_id: str, parent_chain_id: str | None, upper: Path,
+                   *, size: int | None = None) -> int | None:
+        with self._lock(chain_id):
+            if self.exists(chain_id):
+                return self._info(chain_id).size
+            if parent_chain_id is None:
+                return self._commit_locked(chain_id, None, upper, size)
+            with self._lock(parent_chain_id, shared=True):
+                if not self.exists(parent_chain_id):
+                    raise NotFound(f"parent snapshot {parent_chain_id} not found")
+                return self._commit_locked(chain_id, parent_chain_id, upper, size)
+
+    def _commit_locked(self, chain_id: str, parent: str | None, upper: Path, size: int | None) -> int | None:
+        tmp = self._snaps / f".tmp-{_hex(chain_id)[:12]}-{secrets.token_hex(4)}"
+        short = None
+        tmp.mkdir()  # rename(2) into it: atomic, and EXDEV if `upper` is elsewhere
+        try:
+            try:
+                os.rename(upper, tmp / "fs")
+            except OSError as err:
+                if err.errno == errno.EXDEV:  # another filesystem (or mount): extract the tar instead
+                    return None
+                if err.errno == errno.ENOENT:
+                    raise NotFound(f"upper dir {upper} not found") from err
+                raise Internal(f"moving {upper} into the snapshot store: {err.strerror}") from err
+            if size is None:
+                size = _file_bytes(tmp / "fs")
+            short = self._make_link(chain_id)
+            for name, text in (("parent", parent or ""), ("link", short), ("size", str(size))):
+                (tmp / name).write_text(text)
+            if self.durable:
+                _syncfs(tmp)
+            os.rename(tmp, self._dir(chain_id))
+            _fsync_dir(self._snaps)
+            return size
+        except BaseException:
+            if short is not None:
+                with contextlib.suppress(OSError):
+                    (self._links / short).unlink()
+            raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone after the rename when all went well
+
     def _make_link(self, chain_id: str) -> str:
         target = f"../snapshots/{_hex(chain_id)}/fs"
         for _ in range(100):
@@ -436,6 +491,21 @@ def _check_chain(chain_id: str, parent: str | None, diff_id: str) -> None:
     want = oci_chain_id([parent, diff_id]) if parent else diff_id
     if chain_id != want:
         raise InvalidArgument(f"chain ID {chain_id} does not follow from parent {parent} and diff_id {diff_id}")
+
+
+def _file_bytes(root: Path) -> int:
+    """Bytes of the regular files under `root`, hard links counted once (as an extraction does)."""
+    seen: dict[int, int] = {}
+    stack = [str(root)]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for e in it:
+                st = e.stat(follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(e.path)
+                elif stat.S_ISREG(st.st_mode):
+                    seen[st.st_ino] = st.st_size
+    return sum(seen.values())
 
 
 def _syncfs(path: Path) -> None:
