@@ -126,8 +126,9 @@ def _run_all(page) -> None:
         except Exception:  # a dialog came up in between: answer it and try again
             page.keyboard.press("Escape")
             continue
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            _answer_dialog(page)   # Lab may ask for the kernel only once Run All needs it
             if page.locator(".jp-InputPrompt", has_text=re.compile(r"\[[0-9*]+\]")).count():
                 return
             time.sleep(0.3)
