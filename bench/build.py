@@ -126,9 +126,12 @@ def start_dockerd(base: Path) -> tuple[subprocess.Popen, str] | None:
         return None
     sock = base / "docker.sock"
     log = open(base / "dockerd.log", "wb")
+    # Its own bridge, not `--bridge none`: a dockerd with the default bridge disabled deletes the
+    # host's docker0, which would break a real Docker running on the same machine.
+    bridge = _private_bridge()
     proc = subprocess.Popen([dockerd, "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
                              "--host", f"unix://{sock}", "--pidfile", str(base / "dockerd.pid"),
-                             "--bridge", "none", "--iptables=false", "--ip-masq=false"],
+                             "--bridge", bridge, "--iptables=false", "--ip-masq=false"],
                             stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 60
     while not ping(str(sock)):
@@ -139,6 +142,29 @@ def start_dockerd(base: Path) -> tuple[subprocess.Popen, str] | None:
     return proc, f"unix://{sock}"
 
 
+_BENCH_BRIDGE = "wbbenchdock0"
+
+
+def _private_bridge() -> str:
+    """A throwaway bridge for the bench's dockerd (removed again by `stop`)."""
+    from pyroute2 import IPRoute
+    with IPRoute() as ipr:
+        if not ipr.link_lookup(ifname=_BENCH_BRIDGE):
+            ipr.link("add", ifname=_BENCH_BRIDGE, kind="bridge")
+        idx = ipr.link_lookup(ifname=_BENCH_BRIDGE)[0]
+        if not ipr.get_addr(index=idx):
+            ipr.addr("add", index=idx, address="10.251.0.1", prefixlen=24)
+        ipr.link("set", index=idx, state="up")
+    return _BENCH_BRIDGE
+
+
+def _remove_private_bridge() -> None:
+    from pyroute2 import IPRoute
+    with IPRoute() as ipr:
+        for idx in ipr.link_lookup(ifname=_BENCH_BRIDGE):
+            ipr.link("del", index=idx)
+
+
 def stop(proc: subprocess.Popen, base: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -147,6 +173,8 @@ def stop(proc: subprocess.Popen, base: Path) -> None:
         proc.kill()
     for m in sorted(mounts_under(base), key=len, reverse=True):
         subprocess.run(["umount", "-l", m], check=False)
+    if "dockerd" in " ".join(map(str, proc.args)):
+        _remove_private_bridge()
 
 
 def fmt(values: list[float]) -> str:
