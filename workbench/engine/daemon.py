@@ -171,6 +171,7 @@ async def serve(config: DaemonConfig, ready: asyncio.Event | None = None) -> Non
     finally:
         log.info("shutting down; containers keep running and are adopted on the next start")
         await engine.runner.shutdown()
+        engine.runtime.close()
         if engine.networks is not None:
             engine.networks.close()  # kernel state stays: running containers keep their network
             _release_idle_netns_dir(config.run_dir / "netns")

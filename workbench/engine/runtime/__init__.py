@@ -29,6 +29,7 @@ import os
 import re
 import select
 import subprocess
+import threading
 import sys
 import time
 from collections.abc import Iterable
@@ -105,6 +106,8 @@ class Runtime:
         self._cgroups: dict[str, str] = {}          # cid -> cgroupsPath, for the containers we started
         self._dirs: dict[str, str] = {}             # cid -> container dir (the key of _monitors)
         self.trace = bool(os.environ.get("WORKBENCH_MONITOR_TRACE"))
+        self._spare: tuple[subprocess.Popen[bytes], int, int] | None = None   # (proc, report fd, its sync fd)
+        self._spare_lock = threading.Lock()
 
     # start --------------------------------------------------------------------------------------
     async def start(self, cid: str, bundle_dir: Path, container_dir: Path) -> int:
@@ -134,7 +137,8 @@ class Runtime:
         for name in ("exit.json", "init.pid"):
             with contextlib.suppress(FileNotFoundError):
                 (cdir / name).unlink()
-        read_fd, write_fd = os.pipe()
+        spare = self._take_spare()
+        read_fd, write_fd = (spare[1], spare[2]) if spare is not None else os.pipe()
         flags = [f"sync={write_fd}"]
         if annotations.get(ANNOTATION_STDIN) == "true":
             flags.append("stdin")
@@ -145,18 +149,29 @@ class Runtime:
         if self.trace:
             flags.append("trace")
         flags += bpf_flags
-        argv = [*_MONITOR_CMD, str(cdir), cid, ",".join(flags), cgroup,
+        args = [str(cdir), cid, ",".join(flags), cgroup,
                 *self._launch_argv(cid, bundle, cdir), "--delete", *self.runc.delete_argv(cid, force=True,
                                                                                           log=cdir / "runtime.log")]
-        try:
-            with open(cdir / "monitor.log", "ab") as log:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_fd,),
-                                        start_new_session=True, env=_MONITOR_ENV, cwd=cdir)
-        except OSError as err:
-            os.close(read_fd)
-            raise RuntimeFailure(f"cannot start the container monitor: {err}") from err
-        finally:
-            os.close(write_fd)
+        if spare is not None:
+            proc = spare[0]
+            try:
+                proc.stdin.write(json.dumps(args).encode() + b"\n")   # type: ignore[union-attr]
+                proc.stdin.close()                                     # type: ignore[union-attr]
+            except OSError as err:
+                os.close(read_fd)
+                raise RuntimeFailure(f"cannot hand the container to its monitor: {err}") from err
+        else:
+            try:
+                with open(cdir / "monitor.log", "ab") as log:
+                    proc = subprocess.Popen([*_MONITOR_CMD, *args], stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=log, pass_fds=(write_fd,), start_new_session=True,
+                                            env=_MONITOR_ENV, cwd=cdir)
+            except OSError as err:
+                os.close(read_fd)
+                raise RuntimeFailure(f"cannot start the container monitor: {err}") from err
+            finally:
+                os.close(write_fd)
+        threading.Thread(target=self._make_spare, name="monitor-spare", daemon=True).start()
         handle = _Monitor(proc, proc.pid, _pidfd(proc.pid))
         self._replace_monitor(cdir, handle)
         self._dirs[cid] = str(cdir)
@@ -165,6 +180,41 @@ class Runtime:
         finally:
             os.close(read_fd)
         return self._parse_report(line, cid, cdir)
+
+    def _make_spare(self) -> None:
+        """Start one monitor ahead of need (see monitor.spare); the next `start` hands it a container."""
+        with self._spare_lock:
+            if self._spare is not None and self._spare[0].poll() is None:
+                return
+            read_fd, write_fd = os.pipe()
+            try:
+                proc = subprocess.Popen([*_MONITOR_CMD, "--spare"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        pass_fds=(write_fd,), start_new_session=True, env=_MONITOR_ENV, cwd="/")
+            except OSError:
+                os.close(read_fd)
+                os.close(write_fd)
+                return
+            os.close(write_fd)   # the spare's copy keeps the same number: it is the `sync=` fd
+            self._spare = (proc, read_fd, write_fd)
+
+    def _take_spare(self) -> tuple[subprocess.Popen[bytes], int, int] | None:
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and spare[0].poll() is not None:   # it died meanwhile: start normally
+            os.close(spare[1])
+            return None
+        return spare
+
+    def close(self) -> None:
+        """Let the spare monitor go (it exits on EOF)."""
+        spare = self._take_spare()
+        if spare is not None:
+            with contextlib.suppress(OSError):
+                spare[0].stdin.close()                                 # type: ignore[union-attr]
+            os.close(spare[1])
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spare[0].wait(2)
 
     def _seccomp_cache(self, cid: str, bundle: Path, config: dict[str, Any]) -> list[str]:
         """crun only: reuse the BPF crun compiled for an identical profile (compiling Docker's profile

@@ -53,6 +53,8 @@ _trace = False
 
 def main(argv):
     global _sync_fd, _trace
+    if argv[1:] == ["--spare"]:
+        return spare()
     cdir, cid, flags, cgroup, cmds, delete = parse_args(argv)
     opts = dict(f.partition("=")[::2] for f in flags.split(",") if f not in ("", "-"))
     _sync_fd, _trace = int(opts.get("sync") or 3), "trace" in opts
@@ -78,6 +80,30 @@ def main(argv):
     mon.finish(delete)
     trace("recorded")
     leave(0)
+
+
+def spare():
+    """A monitor started ahead of need: wait for one container's arguments (a JSON list on stdin),
+    then become that container's monitor. Saves the interpreter start (~11 ms) on `start`'s path.
+    EOF before any arguments (the daemon closed it, or went away) ends it quietly."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(0, 65536)
+        if not chunk:
+            os._exit(0)
+        data += chunk
+    import json
+    args = json.loads(data)
+    cdir = args[0]
+    os.chdir(cdir)
+    log = os.open(os.path.join(cdir, "monitor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(null)
+    os.close(log)
+    return main(["monitor.py", *args])
 
 
 def parse_args(argv):
