@@ -83,9 +83,16 @@ def test_lab_runs_getting_started_and_shows_the_dashboard(engine, busybox, build
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{url}/lab/tree/01-getting-started.ipynb?token={token}")
             page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
-            _run_all(page)
             table = page.locator("table.wb-containers")
-            table.first.wait_for(timeout=60_000)
+            for attempt in range(3):   # under load Lab can swallow a Run All (notebook still settling)
+                _run_all(page)
+                try:
+                    table.first.wait_for(timeout=60_000)
+                    break
+                except Exception:
+                    ran = page.locator(".jp-InputPrompt", has_text=re.compile(r"\[[0-9*]+\]")).count()
+                    if ran or attempt == 2:
+                        raise
             page.locator("table.wb-containers td", has_text="wb-getting-started").first.wait_for(timeout=60_000)
             _wait_kernel_idle(page, timeout=120)
             errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] "

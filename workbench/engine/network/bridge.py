@@ -140,13 +140,12 @@ def plug(ipr: Any, bridge: str, sandbox: Path, p: Plug) -> None:
         delete_link(ipr, p.host_veth)
     fd = os.open(sandbox, os.O_RDONLY)
     try:
-        ipr.link("add", ifname=p.host_veth, kind="veth", mtu=p.mtu,
+        # enslaved and up in the same request: two netlink round trips fewer on `start`'s path
+        ipr.link("add", ifname=p.host_veth, kind="veth", mtu=p.mtu, master=br, state="up",
                  peer={"ifname": p.ifname, "net_ns_fd": fd, "address": p.mac, "mtu": p.mtu})
     finally:
         os.close(fd)
     try:
-        host = _index(ipr, p.host_veth)
-        ipr.link("set", index=host, master=br, state="up")
         with netns.entered(sandbox):
             from pyroute2 import IPRoute
             with IPRoute() as inner:
