@@ -2,7 +2,7 @@
 
     from workbench import views
     views.images()                       # one row per tag: repository, tag, image_id, created, size
-    views.containers()                   # id, name, image, command, created, state, status, ports
+    views.containers()                   # id, name, image, command, created, state, status, addresses, ports
     views.history("app:1")               # docker history, newest first
     views.layers("app:1")                # one row per layer: digest, size, created_by, files, wasted
     views.files("app:1")                 # one row per file per layer, with dive's wasted bytes
@@ -99,7 +99,7 @@ def images(client: Client | None = None, *, all: bool = False, name: str | None 
 def containers_frame(records: Iterable[Any], *, size: bool = False) -> pd.DataFrame:
     """`ContainerSummary` records → the columns of `docker ps`."""
     rows: dict[str, list[Any]] = {k: [] for k in ("container_id", "name", "image", "command", "created",
-                                                  "state", "status", "ports")}
+                                                  "state", "status", "addresses", "ports")}
     sizes: list[Any] = []
     for c in records:
         rows["container_id"].append(c.short_id)
@@ -109,6 +109,8 @@ def containers_frame(records: Iterable[Any], *, size: bool = False) -> pd.DataFr
         rows["created"].append(c.created)
         rows["state"].append(c.state)
         rows["status"].append(c.status)
+        nets = (c.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        rows["addresses"].append(", ".join(f"{n} {e['IPAddress']}" for n, e in nets.items() if e.get("IPAddress")))
         rows["ports"].append(", ".join(str(p) for p in c.ports))
         sizes.append(c.size_rw)
     if size:

@@ -43,7 +43,8 @@ def test_listings_have_real_dtypes(engine, busybox):
     hist = views.history("busybox", client)
     assert hist["size"].dtype == "int64" and len(hist) >= 1
     ctrs = views.containers(client)
-    assert list(ctrs.columns) == ["container_id", "name", "image", "command", "created", "state", "status", "ports"]
+    assert list(ctrs.columns) == ["container_id", "name", "image", "command", "created", "state", "status",
+                                  "addresses", "ports"]
     assert images.attrs["workbench"]["bytes"] == ["size"]
 
 

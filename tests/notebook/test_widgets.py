@@ -192,3 +192,24 @@ def test_registry_browser_uses_the_login_config(engine, busybox, shell, tmp_path
         assert not anonymous.repositories.options and "cannot list" in anonymous.status.value
     finally:
         server.stop()
+
+
+def test_dashboard_shows_addresses_and_published_ports_as_links(engine, busybox):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    client = engine.client()
+    cid = client.containers.create("busybox", ["sleep", "30"], name="nb-dash-ports",
+                                   ports={"80/tcp": ("127.0.0.1", port)}).id
+    try:
+        client.containers.start(cid)
+        address = client.containers.inspect(cid).attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        dash = widgets.dashboard(client, refresh=0)
+        html = dash.containers_html.value
+        assert f"bridge {address}" in html
+        assert f'<a href="http://127.0.0.1:{port}/"' in html and f"127.0.0.1:{port}-&gt;80/tcp" in html
+        dash.close()
+    finally:
+        client.containers.remove(cid, force=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -112,11 +113,30 @@ def frame_html(df: Any) -> str | None:
         for c, column in zip(cols, columns):
             text, title = column[j]
             attrs = (_RIGHT if c in numeric else _LEFT) + (f' title="{_esc(title)}"' if title else "")
-            out.append(f"<td{attrs}>{_esc(text)}</td>")
+            cell = _port_links(text) if c == "ports" and marks.get("kind") == "containers" else _esc(text)
+            out.append(f"<td{attrs}>{cell}</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
     out.append(f"{_CAPTION}{len(df)} rows × {len(cols)} columns</div>")
     return "".join(out)
+
+
+_PUBLISHED = re.compile(r"^(?P<ip>\[[0-9a-fA-F:]*\]|[0-9.]*):(?P<port>\d+)->(?P<inner>\d+/\w+)$")
+
+
+def _port_links(text: str) -> str:
+    """`docker ps` ports with each published one as a link to where the host listens."""
+    parts = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        m = _PUBLISHED.match(item)
+        if m is None:
+            parts.append(_esc(item))
+            continue
+        ip = m["ip"].strip("[]")
+        host = "127.0.0.1" if ip in ("", "0.0.0.0", "::") else (f"[{ip}]" if ":" in ip else ip)
+        url = f"http://{host}:{m['port']}/"
+        parts.append(f'<a href="{_esc(url)}" target="_blank" rel="noopener">{_esc(item)}</a>')
+    return ", ".join(parts)
 
 
 def frame_text(df: Any) -> str | None:
