@@ -138,6 +138,8 @@ async def serve(config: DaemonConfig, ready: asyncio.Event | None = None) -> Non
     lock = _lock_root(config)
     engine = build_engine(config)
     app = build_app(engine)
+    from workbench.engine.registry.transport import warm_up
+    warm_up()  # the TLS context pulls and pushes need, built while the daemon starts
     await engine.runner.recover()
     access = logging.getLogger("workbench.access") if os.environ.get("WORKBENCH_ACCESS_LOG") else None
     runner = web.AppRunner(app, handle_signals=False, access_log=access, shutdown_timeout=1.0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from registry_support import Image, Registry, make_image
-from test_pushpull_helpers import host, inspect, pull, push, rmi, tag
+from test_pushpull_helpers import assert_no_unpack_left, host, inspect, pull, push, rmi, tag
 
 from workbench.oci.image import go_arch
 
@@ -281,6 +281,7 @@ def test_client_going_away_mid_pull_leaves_a_clean_engine(engine, registry: Regi
         assert json.loads(first) == {"status": "Pulling from pp/gone", "id": "1"}
     # the connection is gone mid-transfer: nothing is registered, and the next pull is whole
     assert inspect(engine, f"{repo}:1") is None
+    assert_no_unpack_left(engine)
     again = pull(engine, repo, "1")
     assert again.status == 200 and again.error is None, again.raw
     assert inspect(engine, f"{repo}:1")["Id"] == image.doc["config"]["digest"]

@@ -137,3 +137,14 @@ http: {{addr: 127.0.0.1:{port}}}
             time.sleep(0.05)
     proc.kill()
     raise RuntimeError("docker-registry did not start")
+
+
+def assert_no_unpack_left(engine) -> None:
+    """Layers unpacked for a failed pull are dropped, not left in the snapshot store."""
+    snaps = engine.root / "snapshots" / "snapshots"
+    for _ in range(100):
+        left = sorted(p.name for p in snaps.glob(".tmp-*"))
+        if not left:
+            return
+        time.sleep(0.05)   # a cancelled layer's directory is removed off the event loop
+    raise AssertionError(f"left behind in {snaps}: {left}")

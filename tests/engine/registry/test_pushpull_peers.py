@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -21,6 +22,7 @@ import pytest
 from aiohttp import web
 from registry_support import Registry, Served, make_image, make_registry
 from test_pushpull_helpers import (
+    assert_no_unpack_left,
     host,
     inspect,
     pull,
@@ -208,6 +210,33 @@ def test_digest_mismatch_from_a_malicious_registry(engine, lie: str) -> None:
         assert "verification failed" in r.error or "failed to register layer" in r.error, r.error
         assert "Pull complete" not in r.statuses()
         assert inspect(engine, f"{repo}:1") is None and inspect(engine, _digest(config)) is None
+        assert_no_unpack_left(engine)
+    finally:
+        served.close()
+
+
+def test_a_lying_diff_id_in_a_later_layer_fails_the_pull_and_keeps_nothing(engine) -> None:
+    # layers unpack in parallel and become snapshots in chain order: the third one's diff ID
+    # check fails after the others may be committed; no image appears, no unpacked layer stays
+    layers = [_layer({f"l{i}/big": os.urandom(300_000) + bytes(i)}) for i in range(3)]
+    diff_ids = [_digest(tar) for tar, _ in layers]
+    diff_ids[2] = _digest(b"something else")
+    config = json.dumps({"architecture": go_arch(), "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": _digest(config), "size": len(config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                       "digest": _digest(gz), "size": len(gz)} for _, gz in layers]}).encode()
+    blobs = {_digest(gz): gz for _, gz in layers} | {_digest(config): config}
+    served = Served(_evil_app(manifest, blobs))
+    try:
+        repo = f"{host(served.url)}/evil/diffid"
+        r = pull(engine, repo, "1")
+        assert r.status == 200 and r.error and "diff ID mismatch" in r.error, r.raw
+        assert inspect(engine, f"{repo}:1") is None and inspect(engine, _digest(config)) is None
+        assert_no_unpack_left(engine)
+        assert engine.api.get("/_ping").status_code == 200
     finally:
         served.close()
 

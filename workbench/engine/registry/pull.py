@@ -5,11 +5,11 @@ the manifest and config fetches), so a missing image is a plain 404 and bad cred
 `Puller.run` yields Docker's progress messages while the layers move:
 
 - every layer blob is downloaded at most once (`DOWNLOADS` at a time) and streamed through a
-  `ChunkPipe` into `LayerIngester.ingest` in a worker thread, so download, hashing, storing the
-  blob byte for byte and extraction overlap;
-- snapshots stack, so extraction follows chain order: a layer whose parent is ready when its
-  download starts is extracted in the same pass; the others are only stored (and their diff ID
-  checked) while they download, and extracted from the stored blob as soon as their parent is;
+  `ChunkPipe` into `LayerIngester.ingest_unpacked` in a worker thread, so download, hashing,
+  storing the blob byte for byte and extraction overlap, for all the layers at once;
+- snapshots stack, so they become visible in chain order: each layer is unpacked into a private
+  directory while it downloads and renamed into place as its snapshot once its parent's is
+  (a blob that appears twice in the chain is extracted again from the store for its second place);
 - the image is recorded (`ImageIO.register`: config, the manifest exactly as received, the tag and
   `repo@digest`) only after every layer is verified and unpacked, so a failed pull leaves no image.
 """
@@ -28,6 +28,7 @@ from workbench.engine.registry.client import Manifest, RegistryClient, RegistryR
 from workbench.engine.registry.progress import ChunkPipe, EventSink, Meter, Progress, short_id
 from workbench.engine.services.image_io import LayerInfo
 from workbench.engine.store.compression import DECOMPRESS_ERRORS, open_decompressed
+from workbench.engine.store.snapshots import UnpackedLayer
 from workbench.errors import InvalidArgument, NotFound, WorkbenchError
 from workbench.oci import mediatypes as mt
 from workbench.oci import reference
@@ -203,46 +204,58 @@ class _LayerPull:
     async def _layer(self, i: int, first: bool) -> None:
         layer = self.job.layers[i]
         sid = short_id(layer.digest)
-        inline = False
-        if first:
-            async with self.slots:
-                inline = i == 0 or self.ready[i - 1].is_set()
-                try:
-                    info = await self._download(i, inline)
-                except BaseException as err:
-                    fut = self.blobs[layer.digest]
-                    if isinstance(err, Exception):
-                        fut.set_exception(err)
-                        fut.exception()  # retrieved: the failing task reports it
-                    else:
-                        fut.cancel()
-                    raise
-            self.blobs[layer.digest].set_result(info)
-        else:
-            info = await asyncio.shield(self.blobs[layer.digest])
-        if i > 0:
-            await self.ready[i - 1].wait()
-        if info is None or not self.p.snapshots.exists(self.chains[i]):
-            info = await self._extract(i, sid if first else None)
-        elif first:
-            self.sink.layer("Extracting", sid, layer.size, layer.size)
+        unpacked: UnpackedLayer | None = None
+        try:
+            if first:
+                async with self.slots:
+                    try:
+                        info, unpacked = await self._download(i)
+                    except BaseException as err:
+                        fut = self.blobs[layer.digest]
+                        if isinstance(err, Exception):
+                            fut.set_exception(err)
+                            fut.exception()  # retrieved: the failing task reports it
+                        else:
+                            fut.cancel()
+                        raise
+                self.blobs[layer.digest].set_result(info)
+            else:
+                info = await asyncio.shield(self.blobs[layer.digest])
+            if i > 0:
+                await self.ready[i - 1].wait()
+            if unpacked is not None:
+                done, unpacked = unpacked, None
+                await self.loop.run_in_executor(self.p.pool, self._commit, i, done)
+                self.sink.layer("Extracting", sid, layer.size, layer.size)
+            elif not self.p.snapshots.exists(self.chains[i]):
+                info = await self._extract(i, sid if first else None)
+            elif first:
+                self.sink.layer("Extracting", sid, layer.size, layer.size)
+        finally:
+            if unpacked is not None:  # failed or cancelled before its turn: drop it off the loop
+                self.loop.run_in_executor(self.p.pool, unpacked.discard)
         if first:
             self.sink.layer("Pull complete", sid)
         self.infos[i] = info
         self.ready[i].set()
 
-    async def _download(self, i: int, inline: bool) -> Any:
-        """Download one blob into the stores: `ingest` (stored and extracted in one pass) when its
-        parent is ready, else just stored (verified) for `_extract` to unpack later."""
+    def _commit(self, i: int, unpacked: UnpackedLayer) -> None:
+        """Rename an unpacked layer into place as snapshot `chains[i]` (its parent exists now)."""
+        try:
+            self.p.snapshots.commit_dir(self.chains[i], self.chains[i - 1] if i else None, unpacked.fs,
+                                        size=unpacked.size)
+        finally:
+            unpacked.discard()
+
+    async def _download(self, i: int) -> tuple[Any, UnpackedLayer | None]:
+        """Download one blob into the content store, verified, and unpack it on the way (unless its
+        snapshot exists): the unpacked layer is committed by `_layer` once its parent is."""
         layer = self.job.layers[i]
         sid = short_id(layer.digest)
         pipe = ChunkPipe()
-        if inline:
-            kwargs = {"blob_digest": layer.digest, "media_type": layer.media_type, "diff_id": layer.diff_id,
-                      "parent_chain": self.chains[i - 1] if i else None}
-            work = self.loop.run_in_executor(self.p.pool, _ingest, self.p.layers, pipe, kwargs)
-        else:
-            work = self.loop.run_in_executor(self.p.pool, _store, self.p.content, pipe, layer.digest)
+        kwargs = {"blob_digest": layer.digest, "media_type": layer.media_type, "diff_id": layer.diff_id,
+                  "unpack": not self.p.snapshots.exists(self.chains[i])}
+        work = self.loop.run_in_executor(self.p.pool, _ingest, self.p.layers, pipe, kwargs)
         meter = Meter(self.sink.emit, "Downloading", sid, layer.size)
         try:
             got = 0
@@ -260,23 +273,22 @@ class _LayerPull:
             pipe.finish()
         except BaseException as err:
             pipe.finish(err if isinstance(err, Exception) else WorkbenchError("pull cancelled"))
-            await asyncio.gather(work, return_exceptions=True)
+            for result in await asyncio.gather(work, return_exceptions=True):
+                if isinstance(result, tuple) and result[1] is not None:
+                    result[1].discard()
             raise
         meter.finish()
         self.sink.layer("Verifying Checksum", sid)
         try:
-            info = await work
+            info, unpacked = await work
         except DigestMismatch as err:
             raise InvalidArgument(f"filesystem layer verification failed for digest {layer.digest}") from err
         except InvalidArgument as err:
             raise InvalidArgument(f"failed to register layer {short_id(layer.digest)}: {err.message}") from err
         except (*DECOMPRESS_ERRORS, gzip.BadGzipFile) as err:
             raise InvalidArgument(f"failed to register layer {short_id(layer.digest)}: {err}") from err
-        if info is not None and info.diff_id != layer.diff_id:
-            raise InvalidArgument(f"layer {layer.digest}: diff ID mismatch: the config says {layer.diff_id}, "
-                                  f"the content is {info.diff_id}")
         self.sink.layer("Download complete", sid)
-        return info
+        return info, unpacked
 
     async def _extract(self, i: int, sid: str | None) -> Any:
         """Unpack a stored blob as snapshot `chains[i]` (verifying its diff ID) and record the layer."""
@@ -310,18 +322,7 @@ class _LayerPull:
 
 def _ingest(layers: Any, pipe: ChunkPipe, kwargs: dict[str, Any]) -> Any:
     try:
-        return layers.ingest(pipe, **kwargs)
-    finally:
-        pipe.abandon()
-
-
-def _store(content: Any, pipe: ChunkPipe, digest: str) -> None:
-    """Write a blob to the content store as it arrives; commit verifies its digest."""
-    try:
-        with content.writer() as w:
-            while data := pipe.read(1 << 20):
-                w.write(data)
-            w.commit(digest)
+        return layers.ingest_unpacked(pipe, **kwargs)
     finally:
         pipe.abandon()
 

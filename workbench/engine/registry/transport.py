@@ -7,14 +7,17 @@ ones the daemon is configured to treat as insecure; Docker Hub (`docker.io`) is
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import ssl
+import threading
 from collections.abc import Iterable
 from typing import Any
 
 import httpcore
 import httpx
 
-__all__ = ["READ_SIZE", "base_url", "is_loopback", "large_read_transport"]
+__all__ = ["READ_SIZE", "base_url", "is_loopback", "large_read_transport", "ssl_context", "warm_up"]
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -103,13 +106,25 @@ class _LargeReads(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """The process's one verifying TLS context. Loading the CA bundle takes ~20 ms, which every
+    pull and push paid (twice) before the first byte moved; an SSLContext is safe to share."""
+    return httpx.create_ssl_context()
+
+
+def warm_up() -> None:
+    """Build `ssl_context()` in the background (the daemon calls this at start)."""
+    threading.Thread(target=ssl_context, name="tls-warm-up", daemon=True).start()
+
+
 def large_read_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     """httpx's transport, with its connection pool on the large-read backend (when httpx's layout
     is the one we know; otherwise the stock transport)."""
-    transport = httpx.AsyncHTTPTransport(limits=limits)
+    transport = httpx.AsyncHTTPTransport(verify=ssl_context(), limits=limits)
     if isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
         transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(), max_connections=limits.max_connections,
+            ssl_context=ssl_context(), max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry, network_backend=_LargeReads(httpcore.AnyIOBackend()))
     return transport

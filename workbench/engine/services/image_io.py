@@ -1,9 +1,11 @@
 """Images in and out: register, import a rootfs tar, load docker-save/OCI archives, save, unpack.
 
 Every layer enters through `LayerIngester.ingest`: one pass over the bytes hashes the diff ID,
-writes the (compressed) blob to the content store and, when the chain ID is known in advance,
-extracts into the snapshot at the same time. Metadata is written in one transaction only after
-every blob and snapshot is complete, so a bad archive leaves no image behind.
+writes the (compressed) blob to the content store and, when the diff ID is known in advance,
+extracts the layer at the same time (into a private directory, renamed into place as the snapshot
+only once the diff ID checked out; `ingest_unpacked` leaves that rename to the caller).
+Metadata is written in one transaction only after every blob and snapshot is complete, so a bad
+archive leaves no image behind.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, BinaryIO
 from workbench.engine.services.changes import apply_changes
 from workbench.engine.services.images import ImageRecord, ImageService, parse_time, rfc3339
 from workbench.engine.store.compression import GzipWriter, open_decompressed
+from workbench.engine.store.snapshots import UnpackedLayer
 from workbench.errors import InvalidArgument, NotFound
 from workbench.oci import mediatypes as mt
 from workbench.oci import reference
@@ -87,38 +90,55 @@ class LayerIngester:
     def ingest(self, src: BinaryIO, *, blob_digest: str | None = None, media_type: str | None = None,
                diff_id: str | None = None, parent_chain: str | None = None) -> LayerInfo:
         """Store one layer. `blob_digest`/`media_type` given: keep the blob as is (verified);
-        otherwise `src` is a (possibly compressed) tar that is stored gzip-compressed."""
+        otherwise `src` is a (possibly compressed) tar that is stored gzip-compressed. With
+        `diff_id` the layer is also extracted, as the snapshot on top of `parent_chain`."""
+        chain = chain_id([parent_chain, diff_id]) if parent_chain and diff_id else diff_id
+        info, unpacked = self.ingest_unpacked(src, blob_digest=blob_digest, media_type=media_type,
+                                              diff_id=diff_id,
+                                              unpack=chain is not None and not self.snapshots.exists(chain))
+        if unpacked is not None:
+            try:
+                self.snapshots.commit_dir(chain, parent_chain, unpacked.fs, size=unpacked.size)
+            finally:
+                unpacked.discard()
+        return info
+
+    def ingest_unpacked(self, src: BinaryIO, *, blob_digest: str | None = None, media_type: str | None = None,
+                        diff_id: str | None = None, unpack: bool = True) -> tuple[LayerInfo, UnpackedLayer | None]:
+        """`ingest`, but the extracted layer is handed back (verified, not yet a snapshot) for the
+        caller to `commit_dir` once its parent exists, and `discard`; None when not `unpack`ing."""
         keep = blob_digest is not None
         blob = self.content.writer()
-        with blob:
-            raw: BinaryIO = TeeReader(src, [blob.write]) if keep else src  # type: ignore[assignment]
-            dec = open_decompressed(raw)
-            diff_hash = hashlib.sha256()
-            sinks: list[Callable[[bytes], Any]] = [diff_hash.update]
-            gz = None
-            if not keep:
-                gz = GzipWriter(blob)
-                sinks.append(gz.write)
-            tee = TeeReader(dec, sinks)
-            chain = chain_id([parent_chain, diff_id]) if parent_chain and diff_id else diff_id
-            extracted = False
-            if chain and not self.snapshots.exists(chain):
-                self.snapshots.create_layer(chain, parent_chain, tee)
-                extracted = True
-            tee.drain()
-            if keep:
-                TeeReader(raw, []).drain()  # trailing bytes after the tar end still count
-            if gz is not None:
-                gz.close()
-            got = "sha256:" + diff_hash.hexdigest()
-            if diff_id and got != diff_id:
-                if extracted:
-                    self.snapshots.remove(chain)
-                raise InvalidArgument(f"layer diff ID mismatch: expected {diff_id}, got {got}")
-            digest = blob.commit(blob_digest)
-        info = LayerInfo(got, digest, media_type or mt.OCI_LAYER_GZIP, self.content.size(digest), tee.count)
-        self.record(info)
-        return info
+        unpacked = None
+        try:
+            with blob:
+                raw: BinaryIO = TeeReader(src, [blob.write]) if keep else src  # type: ignore[assignment]
+                dec = open_decompressed(raw)
+                diff_hash = hashlib.sha256()
+                sinks: list[Callable[[bytes], Any]] = [diff_hash.update]
+                gz = None
+                if not keep:
+                    gz = GzipWriter(blob)
+                    sinks.append(gz.write)
+                tee = TeeReader(dec, sinks)
+                if unpack:
+                    unpacked = self.snapshots.unpack(tee)
+                tee.drain()
+                if keep:
+                    TeeReader(raw, []).drain()  # trailing bytes after the tar end still count
+                if gz is not None:
+                    gz.close()
+                got = "sha256:" + diff_hash.hexdigest()
+                if diff_id and got != diff_id:
+                    raise InvalidArgument(f"layer diff ID mismatch: expected {diff_id}, got {got}")
+                digest = blob.commit(blob_digest)
+            info = LayerInfo(got, digest, media_type or mt.OCI_LAYER_GZIP, self.content.size(digest), tee.count)
+            self.record(info)
+        except BaseException:
+            if unpacked is not None:
+                unpacked.discard()
+            raise
+        return info, unpacked
 
     def record(self, info: LayerInfo) -> None:
         """Remember which blob holds diff ID `info.diff_id` (for saves, pushes and unpacking)."""

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from workbench.engine.store.durable import atomic_write, commit_file, fsync_dir
+from workbench.engine.store.durable import Writeback, atomic_write, commit_file, fsync_dir
 from workbench.errors import InvalidArgument, NotFound
 from workbench.oci.digest import Digest, DigestMismatch, VerifyingReader
 
@@ -33,6 +33,7 @@ class Ingest:
         self.path = Path(tmp)
         self._f = os.fdopen(fd, "wb", buffering=1 << 20)
         self._h = hashlib.sha256()
+        self._writeback = Writeback(fd)
         self.size = 0
         self._done = False
 
@@ -40,6 +41,7 @@ class Ingest:
         self._f.write(data)
         self._h.update(data)
         self.size += len(data)
+        self._writeback.wrote(len(data))
         return len(data)
 
     @property

@@ -35,13 +35,16 @@ On disk (`<root>` is the snapshotter's own directory):
     <root>/empty/                    the lowerdir of scratch mounts
     <root>/locks/<hex>               per-chain-ID lock files
     <root>/snapshots/.tmp-*          extractions and commits in progress (removed by `recover()`)
+
+A layer can also be unpacked before its parent exists (`unpack`, into `.tmp-unpack-*`) and be
+renamed into place by `commit_dir` once the parent is there: pulls unpack every layer while it
+downloads and commit them in chain order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import fcntl
 import hashlib
@@ -49,25 +52,22 @@ import os
 import secrets
 import shutil
 import stat
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from workbench.engine.store import overlay
 from workbench.engine.store.compression import open_decompressed
+from workbench.engine.store.durable import fsync_dir, syncfs, write_synced
 from workbench.engine.store.layers import apply_layer
 from workbench.errors import Conflict, Internal, InvalidArgument, NotFound
 from workbench.oci.digest import Digest
 from workbench.oci.image import chain_id as oci_chain_id
 
-__all__ = ["MAX_LAYERS", "OverlaySnapshotter", "SnapshotInfo", "Snapshotter"]
+__all__ = ["MAX_LAYERS", "OverlaySnapshotter", "SnapshotInfo", "Snapshotter", "UnpackedLayer"]
 
 MAX_LAYERS = 500  # overlayfs's own limit on lower layers (OVL_MAX_STACK)
-_MOUNT_DATA_MAX = 4095  # mount(2) copies one page of options, NUL included
-_MNT_DETACH = 2
-_CLONE_FS = 0x200
-_OVERLAY_OPTS = "index=off,redirect_dir=off,metacopy=off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,21 @@ class SnapshotInfo:
     parent: str | None
     size: int
     path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class UnpackedLayer:
+    """A layer tar extracted into a private directory of the store, not yet a snapshot.
+
+    `Snapshotter.unpack` makes one; `commit_dir(chain_id, parent, layer.fs, size=layer.size)`
+    turns it into a snapshot by renaming; `discard()` removes whatever is left (always call it).
+    """
+
+    fs: Path
+    size: int
+
+    def discard(self) -> None:
+        shutil.rmtree(self.fs.parent, ignore_errors=True)
 
 
 class Snapshotter(Protocol):
@@ -102,6 +117,13 @@ class Snapshotter(Protocol):
     async def create_layer_async(self, chain_id: str, parent_chain_id: str | None,
                                  tar_stream: BinaryIO, *, diff_id: str | None = None) -> int:
         """`create_layer` off the event loop."""
+        ...
+
+    def unpack(self, tar_stream: BinaryIO, *, diff_id: str | None = None) -> UnpackedLayer:
+        """Extract a layer tar without naming its place in a chain yet (so layers whose parents
+        are still downloading can unpack in parallel); the data is on disk when it returns if
+        the store is durable. With `diff_id`, the uncompressed tar is verified against it.
+        """
         ...
 
     def commit_dir(self, chain_id: str, parent_chain_id: str | None, upper: Path,
@@ -149,34 +171,6 @@ def _hex(chain_id: str) -> str:
     return d.encoded
 
 
-def _escape(path: str) -> str:
-    """Escape a path for overlayfs's option string (`,` `:` and `\\` are special)."""
-    return path.replace("\\", "\\\\").replace(",", "\\,").replace(":", "\\:")
-
-
-class _Libc:
-    """mount(2), umount2(2) and unshare(2) through ctypes, errors as OSError."""
-
-    def __init__(self) -> None:
-        self._lib = ctypes.CDLL(None, use_errno=True)
-
-    def _check(self, rc: int, what: str, path: str) -> None:
-        if rc != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"{what}: {os.strerror(err)}", path)
-
-    def mount(self, source: str, target: str, fstype: str, flags: int, data: str) -> None:
-        rc = self._lib.mount(source.encode(), os.fsencode(target), fstype.encode(),
-                             ctypes.c_ulong(flags), os.fsencode(data))
-        self._check(rc, "mount", target)
-
-    def umount2(self, target: str, flags: int) -> None:
-        self._check(self._lib.umount2(os.fsencode(target), flags), "umount", target)
-
-    def unshare(self, flags: int) -> None:
-        self._check(self._lib.unshare(flags), "unshare", "")
-
-
 class OverlaySnapshotter:
     """The overlayfs `Snapshotter`. `root` must be on a filesystem overlayfs accepts as upper/lower.
 
@@ -191,7 +185,6 @@ class OverlaySnapshotter:
         self._links = self.root / "l"
         self._locks = self.root / "locks"
         self._empty = self.root / "empty"
-        self._libc = _Libc()
         self._ready = False
 
     # -- layout ----------------------------------------------------------------------------
@@ -282,23 +275,22 @@ class OverlaySnapshotter:
     # -- create / remove -------------------------------------------------------------------
     def create_layer(self, chain_id: str, parent_chain_id: str | None, tar_stream: BinaryIO,
                      *, diff_id: str | None = None) -> int:
-        final = self._dir(chain_id)
         if diff_id is not None:
             _check_chain(chain_id, parent_chain_id, diff_id)
         with self._lock(chain_id):
-            if (final / "fs").is_dir():
+            if self.exists(chain_id):
                 return self._info(chain_id).size
-            if parent_chain_id is None:
-                return self._create_locked(chain_id, None, tar_stream, diff_id)
-            with self._lock(parent_chain_id, shared=True):
-                if not self.exists(parent_chain_id):
-                    raise NotFound(f"parent snapshot {parent_chain_id} not found")
-                return self._create_locked(chain_id, parent_chain_id, tar_stream, diff_id)
+            layer = self.unpack(tar_stream, diff_id=diff_id)
+            try:
+                size = self._commit_checked(chain_id, parent_chain_id, layer.fs, layer.size, synced=True)
+            finally:
+                layer.discard()
+            assert size is not None  # same filesystem: the rename cannot fail with EXDEV
+            return size
 
-    def _create_locked(self, chain_id: str, parent: str | None, tar_stream: BinaryIO,
-                       diff_id: str | None) -> int:
-        tmp = self._snaps / f".tmp-{_hex(chain_id)[:12]}-{secrets.token_hex(4)}"
-        short = None
+    def unpack(self, tar_stream: BinaryIO, *, diff_id: str | None = None) -> UnpackedLayer:
+        self._setup()
+        tmp = self._snaps / f".tmp-unpack-{secrets.token_hex(6)}"
         try:
             (tmp / "fs").mkdir(parents=True)
             (tmp / "fs").chmod(0o755)
@@ -310,18 +302,10 @@ class OverlaySnapshotter:
             if reader is not None and reader.digest != diff_id:
                 raise InvalidArgument(f"layer content does not match its diff_id: expected {diff_id}, "
                                       f"got {reader.digest}")
-            short = self._make_link(chain_id)
-            for name, text in (("parent", parent or ""), ("link", short), ("size", str(stats.bytes))):
-                (tmp / name).write_text(text)
             if self.durable:
-                _syncfs(tmp)
-            os.rename(tmp, self._dir(chain_id))
-            _fsync_dir(self._snaps)
-            return stats.bytes
+                syncfs(tmp)
+            return UnpackedLayer(tmp / "fs", stats.bytes)
         except BaseException:
-            if short is not None:
-                with contextlib.suppress(OSError):
-                    (self._links / short).unlink()
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
@@ -330,14 +314,20 @@ class OverlaySnapshotter:
         with self._lock(chain_id):
             if self.exists(chain_id):
                 return self._info(chain_id).size
-            if parent_chain_id is None:
-                return self._commit_locked(chain_id, None, upper, size)
-            with self._lock(parent_chain_id, shared=True):
-                if not self.exists(parent_chain_id):
-                    raise NotFound(f"parent snapshot {parent_chain_id} not found")
-                return self._commit_locked(chain_id, parent_chain_id, upper, size)
+            return self._commit_checked(chain_id, parent_chain_id, upper, size, synced=False)
 
-    def _commit_locked(self, chain_id: str, parent: str | None, upper: Path, size: int | None) -> int | None:
+    def _commit_checked(self, chain_id: str, parent: str | None, upper: Path, size: int | None,
+                        *, synced: bool) -> int | None:
+        """`_commit_locked` under the parent's shared lock, once the parent is known to exist."""
+        if parent is None:
+            return self._commit_locked(chain_id, None, upper, size, synced=synced)
+        with self._lock(parent, shared=True):
+            if not self.exists(parent):
+                raise NotFound(f"parent snapshot {parent} not found")
+            return self._commit_locked(chain_id, parent, upper, size, synced=synced)
+
+    def _commit_locked(self, chain_id: str, parent: str | None, upper: Path, size: int | None,
+                       *, synced: bool) -> int | None:
         tmp = self._snaps / f".tmp-{_hex(chain_id)[:12]}-{secrets.token_hex(4)}"
         short = None
         tmp.mkdir()  # rename(2) into it: atomic, and EXDEV if `upper` is elsewhere
@@ -354,11 +344,15 @@ class OverlaySnapshotter:
                 size = _file_bytes(tmp / "fs")
             short = self._make_link(chain_id)
             for name, text in (("parent", parent or ""), ("link", short), ("size", str(size))):
-                (tmp / name).write_text(text)
+                write_synced(tmp / name, text, sync=self.durable)
             if self.durable:
-                _syncfs(tmp)
+                if synced:  # the files' data is on disk already: only the new names need flushing
+                    fsync_dir(tmp / "fs")
+                    fsync_dir(tmp)
+                else:
+                    syncfs(tmp)
             os.rename(tmp, self._dir(chain_id))
-            _fsync_dir(self._snaps)
+            fsync_dir(self._snaps)
             return size
         except BaseException:
             if short is not None:
@@ -408,65 +402,15 @@ class OverlaySnapshotter:
             lowers = [self._empty]
         if len(lowers) > MAX_LAYERS:
             raise InvalidArgument(f"cannot mount more than {MAX_LAYERS} layers")
-        tail = ""
-        if upper is not None:
-            if work is None:
-                raise InvalidArgument("an overlay mount with an upper dir needs a work dir")
-            upper.mkdir(parents=True, exist_ok=True)
-            work.mkdir(parents=True, exist_ok=True)
-            tail = f",upperdir={_escape(str(upper.absolute()))},workdir={_escape(str(work.absolute()))}"
-        flags = 0 if upper is not None else 1  # MS_RDONLY
-        data = f"{_OVERLAY_OPTS},lowerdir={':'.join(_escape(str(p)) for p in lowers)}{tail}"
-        if len(data) <= _MOUNT_DATA_MAX:
-            self._do_mount(str(target), data, flags, None)
-            return
-        shorts = [self._short_name(p) for p in lowers]
-        data = f"{_OVERLAY_OPTS},lowerdir={':'.join(shorts)}{tail}"
-        if len(data) > _MOUNT_DATA_MAX:
-            raise InvalidArgument(f"{len(lowers)} layers do not fit in overlay mount options")
-        self._do_mount(str(Path(target).absolute()), data, flags, str(self._links))
+        overlay.mount(target, lowers, upper, work, short_names=(self._links, self._short_name))
 
     def _short_name(self, fs: Path) -> str:
         if fs == self._empty:
             return "../empty"
         return (fs.parent / "link").read_text().strip()
 
-    def _do_mount(self, target: str, data: str, flags: int, cwd: str | None) -> None:
-        """mount(2) overlay; with `cwd`, from a thread with its own cwd so relative lowerdirs resolve."""
-        if cwd is None:
-            self._mount_translated(target, data, flags)
-            return
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                self._libc.unshare(_CLONE_FS)  # this thread's cwd only; the daemon's stays put
-                os.chdir(cwd)
-                self._mount_translated(target, data, flags)
-            except BaseException as err:  # handed to the caller's thread
-                failure.append(err)
-
-        t = threading.Thread(target=run, name="overlay-mount")
-        t.start()
-        t.join()
-        if failure:
-            raise failure[0]
-
-    def _mount_translated(self, target: str, data: str, flags: int) -> None:
-        try:
-            self._libc.mount("overlay", target, "overlay", flags, data)
-        except OSError as err:
-            if err.errno == errno.ENOENT:
-                raise NotFound(f"mount target or layer dir missing: {target}") from err
-            raise Internal(f"overlay mount on {target} failed: {err.strerror}") from err
-
     def unmount(self, target: Path) -> None:
-        try:
-            self._libc.umount2(str(target), _MNT_DETACH)
-        except OSError as err:
-            if err.errno in (errno.EINVAL, errno.ENOENT):
-                return  # not a mount point (any more)
-            raise Internal(f"unmount {target} failed: {err.strerror}") from err
+        overlay.unmount(target)
 
 
 class _HashingReader:
@@ -506,21 +450,3 @@ def _file_bytes(root: Path) -> int:
                 elif stat.S_ISREG(st.st_mode):
                     seen[st.st_ino] = st.st_size
     return sum(seen.values())
-
-
-def _syncfs(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:
-            err = ctypes.get_errno()
-            raise Internal(f"syncfs {path}: {os.strerror(err)}")
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -9,9 +9,10 @@ import shutil
 import stat
 import tarfile
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from workbench.engine.store.compression import DECOMPRESS_ERRORS
+from workbench.engine.store.durable import Writeback
 from workbench.errors import Internal, InvalidArgument, WorkbenchError
 
 
@@ -223,6 +224,8 @@ class _Applier:
                 assert src is not None
                 if m.size <= _SMALL:
                     _write_all(fd, src.read())
+                elif (stream := _plain_stream(tf, m)) is not None:
+                    _copy_from_stream(stream, fd, m)
                 else:
                     raw = src.raw  # type: ignore[attr-defined]  # skip BufferedReader's extra copy
                     left = m.size
@@ -321,6 +324,45 @@ class _Applier:
     def finish(self) -> None:
         for rel, (atime, mtime) in sorted(self.dir_times.items(), reverse=True):
             os.utime(self.abspath(rel), ns=(atime, mtime), follow_symlinks=False)
+
+
+def _plain_stream(tf: tarfile.TarFile, m: tarfile.TarInfo) -> Any:
+    """The uncompressed `r|` stream under `tf` when it sits at the start of `m`'s data, else None.
+
+    tarfile's stream reader hands out file data through its `_Stream`, which joins and slices every
+    megabyte twice; for big files `_copy_from_stream` reads the source directly instead. It
+    relies on `_Stream`'s `buf`/`pos`/`fileobj` (the same since Python 3.2), so it checks for them
+    and leaves any other layout to the public path.
+    """
+    stream = tf.fileobj
+    if (type(stream).__name__ == "_Stream" and getattr(stream, "comptype", None) == "tar"
+            and isinstance(getattr(stream, "buf", None), bytes) and getattr(stream, "pos", None) == m.offset_data
+            and hasattr(getattr(stream, "fileobj", None), "read")):
+        return stream
+    return None
+
+
+def _copy_from_stream(stream: Any, fd: int, m: tarfile.TarInfo) -> None:
+    """Write `m.size` bytes of member data from `stream` (see `_plain_stream`) to `fd`; the stream
+    is left where tarfile expects it (it skips the block padding itself on its next header)."""
+    left = m.size
+    writeback = Writeback(fd)
+    head: bytes = stream.buf
+    if head:
+        take = head[:left]
+        _write_all(fd, take)
+        stream.buf = head[len(take):]
+        left -= len(take)
+    while left:
+        data = stream.fileobj.read(min(left, _CHUNK))
+        if not data:
+            raise InvalidArgument(f"tar entry {m.name!r}: unexpected end of data")
+        if len(data) > left:  # a reader that ignored its size hint: keep the rest for tarfile
+            stream.buf, data = data[left:], data[:left]
+        _write_all(fd, data)
+        writeback.wrote(len(data))
+        left -= len(data)
+    stream.pos += m.size
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
