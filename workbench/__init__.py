@@ -18,11 +18,11 @@ def __getattr__(name: str):  # lazy: importing workbench must stay cheap for the
     raise AttributeError(name)
 
 
-def load_ipython_extension(ipython) -> None:  # noqa: ANN001 - IPython's own type
+def load_ipython_extension(ipython) -> None:
     from workbench.kernel_ext import load_ipython_extension as _load
     _load(ipython)
 
 
-def unload_ipython_extension(ipython) -> None:  # noqa: ANN001
+def unload_ipython_extension(ipython) -> None:
     from workbench.kernel_ext import unload_ipython_extension as _unload
     _unload(ipython)

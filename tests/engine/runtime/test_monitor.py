@@ -163,7 +163,7 @@ def test_monitor_runs_as_a_plain_script(runc_box: Box) -> None:
     argv = [sys.executable, "-S", str(MONITOR), str(cdir), cid, f"sync={write_fd}", f"/workbench/{cid}",
             "--exec", *rt.runc.run_argv(cid, cdir, pid_file=cdir / "init.pid", log=cdir / "runtime.log"),
             "--delete", *rt.runc.delete_argv(cid, force=True)]
-    proc = subprocess.Popen(argv, pass_fds=(write_fd,), start_new_session=True)
+    proc = subprocess.Popen(argv, pass_fds=(write_fd, *rt.runc.pass_fds), start_new_session=True)
     os.close(write_fd)
     with os.fdopen(read_fd) as sync:
         kind, pid = sync.readline().split()

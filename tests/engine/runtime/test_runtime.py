@@ -39,6 +39,22 @@ def test_echo_writes_json_file_log(box: Box) -> None:
     assert not box.runtime.monitor_alive(cdir)
 
 
+def test_runtime_runs_from_a_sealed_copy_that_never_reaches_the_container(box: Box) -> None:
+    # the runtime binary is executed from a sealed memfd (no per-invocation self-copy); the
+    # container must see only its stdio, not that fd nor the monitor's
+    import fcntl
+    opts = box.runtime.runc.opts
+    assert opts.exec_fd is not None and opts.executable == f"/proc/self/fd/{opts.exec_fd}"
+    assert fcntl.fcntl(opts.exec_fd, 1034) & 0xF == 0xF            # F_GET_SEALS: seal, shrink, grow, write
+    assert os.readlink(f"/proc/self/fd/{opts.exec_fd}").startswith("/memfd:workbench-runtime:")
+    cid, cdir, st = run(box.run(["sh", "-c", "sleep 0.1 & ls -l /proc/1/fd /proc/$!/fd; wait"]))
+    assert st.exit_code == 0, box.output(cid, cdir, "stderr")
+    out = box.output(cid, cdir)
+    assert "memfd" not in out and "workbench" not in out, out
+    fds = [line.split("->")[0].split()[-1] for line in out.splitlines() if "->" in line]
+    assert sorted(fds) == ["0", "0", "1", "1", "2", "2"], out      # the init (sh) and its child
+
+
 def test_logs_are_written_as_produced(box: Box) -> None:
     async def scenario() -> None:
         cid, cdir, _ = await box.start(["sh", "-c", "echo first; sleep 3; echo second"])

@@ -29,16 +29,24 @@ import os
 import re
 import select
 import subprocess
-import threading
 import sys
+import threading
 import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from workbench.engine.runtime.bundle import ANNOTATION_CGROUP, ANNOTATION_STDIN, ANNOTATION_STDIN_ONCE
-from workbench.engine.runtime.runc import Runc, RuntimeFailure, RuntimeOptions, cgroup_hybrid, pick_runtime
+from workbench.engine.runtime.runc import (
+    Runc,
+    RuntimeFailure,
+    RuntimeOptions,
+    cgroup_hybrid,
+    pick_runtime,
+    sealed_copy,
+)
 from workbench.engine.store.durable import atomic_write, atomic_write_json
 from workbench.errors import InvalidArgument
 
@@ -99,7 +107,10 @@ class Runtime:
         path = pick_runtime(binary)
         self.name = os.path.basename(path)
         self.launch = launch
-        self.runc = Runc(RuntimeOptions(root=self.root, binary=path))
+        exec_fd = sealed_copy(path)
+        if exec_fd is not None:   # open as long as this object lives: monitors inherit their own copy
+            weakref.finalize(self, os.close, exec_fd)
+        self.runc = Runc(RuntimeOptions(root=self.root, binary=path, exec_fd=exec_fd))
         # crun refuses a hybrid cgroup host unless it runs where the v2 hierarchy is not mounted
         self.private_mounts = self.name == "crun" and cgroup_hybrid()
         self._monitors: dict[str, _Monitor] = {}
@@ -164,7 +175,8 @@ class Runtime:
             try:
                 with open(cdir / "monitor.log", "ab") as log:
                     proc = subprocess.Popen([*_MONITOR_CMD, *args], stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=log, pass_fds=(write_fd,), start_new_session=True,
+                                            stderr=log, pass_fds=(write_fd, *self.runc.pass_fds),
+                                            start_new_session=True,
                                             env=_MONITOR_ENV, cwd=cdir)
             except OSError as err:
                 os.close(read_fd)
@@ -190,7 +202,8 @@ class Runtime:
             try:
                 proc = subprocess.Popen([*_MONITOR_CMD, "--spare"], stdin=subprocess.PIPE,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        pass_fds=(write_fd,), start_new_session=True, env=_MONITOR_ENV, cwd="/")
+                                        pass_fds=(write_fd, *self.runc.pass_fds), start_new_session=True,
+                                        env=_MONITOR_ENV, cwd="/")
             except OSError:
                 os.close(read_fd)
                 os.close(write_fd)

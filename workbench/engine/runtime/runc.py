@@ -13,6 +13,7 @@ stderr; with `--log-format json` the message is the last `"level":"error"` recor
 from __future__ import annotations
 
 import builtins
+import fcntl
 import json
 import os
 import shutil
@@ -45,16 +46,26 @@ class RuntimeFailure(WorkbenchError):
 
 @dataclass(frozen=True, slots=True)
 class RuntimeOptions:
-    """Global options of every invocation."""
+    """Global options of every invocation.
+
+    `exec_fd`: an fd holding a sealed copy of `binary` (see `sealed_copy`); when set, the binary is
+    executed as /proc/self/fd/<exec_fd>, and every process that runs it must inherit that fd
+    (`Runc.pass_fds`).
+    """
 
     root: Path
     binary: str = "runc"
     log: Path | None = None
     log_format: str = "json"
     debug: bool = False
+    exec_fd: int | None = None
+
+    @property
+    def executable(self) -> str:
+        return self.binary if self.exec_fd is None else f"/proc/self/fd/{self.exec_fd}"
 
     def argv(self, *, log: Path | None = None) -> list[str]:
-        out = [self.binary, "--root", str(self.root)]
+        out = [self.executable, "--root", str(self.root)]
         if log or self.log:
             out += ["--log", str(log or self.log)]
         if self.log_format:
@@ -87,6 +98,8 @@ class Runc:
     def __init__(self, opts: RuntimeOptions, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.opts = opts
         self.timeout = timeout
+        self.pass_fds: tuple[int, ...] = () if opts.exec_fd is None else (opts.exec_fd,)
+        """What a process running one of this runtime's argv vectors must inherit."""
 
     @property
     def name(self) -> str:
@@ -177,12 +190,13 @@ class Runc:
             if detached:
                 with tempfile.TemporaryFile() as err_file:
                     proc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=err_file, timeout=self.timeout, check=False, text=True)
+                                          stderr=err_file, timeout=self.timeout, check=False, text=True,
+                                          pass_fds=self.pass_fds)
                     err_file.seek(0)
                     proc.stdout, proc.stderr = "", err_file.read().decode(errors="replace")
             else:
                 proc = subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                      timeout=self.timeout, check=False)
+                                      timeout=self.timeout, check=False, pass_fds=self.pass_fds)
         except subprocess.TimeoutExpired as err:
             raise RuntimeFailure(f"{self.name} {argv_verb(argv)} {cid}: timed out after {self.timeout:g}s",
                                  stderr=_text(err.stderr)) from err
@@ -203,6 +217,40 @@ class Runc:
 def cgroup_hybrid() -> bool:
     """True on a cgroup v1 host that also mounts the v2 hierarchy at /sys/fs/cgroup/unified."""
     return os.path.ismount("/sys/fs/cgroup/unified") and not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+_F_ADD_SEALS = 1033
+_SEALS = 0x1 | 0x2 | 0x4 | 0x8    # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
+
+
+def sealed_copy(path: str) -> int | None:
+    """An fd on a sealed in-memory copy of the runtime binary, or None where that cannot be made.
+
+    runc and crun protect the host binary from a container that writes to /proc/self/exe
+    (CVE-2019-5736) by copying themselves into a sealed memfd and re-executing from it, on every
+    invocation, unless they already run from one. Executing them from this copy, made once per
+    daemon, gives the same protection without the copy and second exec (crun 1.8: 2.7 ms -> 1.3 ms
+    per invocation, and no temporary file). The copy is taken at start: a runtime upgraded on
+    disk is picked up when the daemon restarts.
+    """
+    try:
+        fd = os.memfd_create(f"workbench-runtime:{os.path.basename(path)}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    except (AttributeError, OSError):
+        return None
+    try:
+        with open(path, "rb") as src:
+            size = os.fstat(src.fileno()).st_size
+            done = 0
+            while done < size:
+                n = os.sendfile(fd, src.fileno(), done, size - done)
+                if n == 0:
+                    raise OSError(f"{path} shrank while being copied")
+                done += n
+        fcntl.fcntl(fd, _F_ADD_SEALS, _SEALS)
+        return fd
+    except OSError:
+        os.close(fd)
+        return None
 
 
 def pick_runtime(binary: str | None = None) -> str:

@@ -115,10 +115,11 @@ class ExecService:
                                          suffix=".json", delete=False) as f:
             json.dump(spec, f)
             spec_path = Path(f.name)
-        argv = [*self.runner.runtime.runc.opts.argv(), "exec", "--process", str(spec_path), ex.container_id]
+        runc = self.runner.runtime.runc
+        argv = [*runc.opts.argv(), "exec", "--process", str(spec_path), ex.container_id]
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, pass_fds=runc.pass_fds)
         ex.running, ex.pid = True, proc.pid
         queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
         pumps = [asyncio.ensure_future(_pump(proc.stdout, STDOUT, queue)),
