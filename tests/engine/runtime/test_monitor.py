@@ -202,3 +202,46 @@ def test_joining_another_network_namespace(runc_box: Box) -> None:
         runc_box.runtime.kill(first, signal.SIGKILL)
         await runc_box.runtime.wait_exit(first_dir)
     run(scenario())
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_monitors_are_forked_by_the_server_and_outlive_it(runc_box: Box) -> None:
+    rt = runc_box.runtime
+
+    async def scenario() -> None:
+        cid, cdir, _ = await runc_box.start(["sh", "-c", "read line; echo after"], stdin=True)
+        handle = rt._monitors[str(cdir)]
+        server = rt.launcher._server
+        assert server is not None and handle.proc is None           # forked, not spawned
+        assert _parent(handle.pid) == server.pid
+        assert os.getsid(handle.pid) == handle.pid                   # a session of its own
+        fds = {n: os.readlink(f"/proc/{handle.pid}/fd/{n}") for n in (0, 1, 2)}
+        assert fds == {0: "/dev/null", 1: str(cdir / "monitor.log"), 2: str(cdir / "monitor.log")}
+        # the server goes (as when the daemon stops): the monitor and its container carry on
+        rt.launcher.close()
+        assert server.poll() is not None and rt.monitor_alive(cdir)
+        with open(rt.stdin_path(cdir), "w") as f:
+            f.write("go\n")
+        status = await asyncio.wait_for(rt.wait_exit(cdir), 30)
+        assert status.exit_code == 0 and runc_box.output(cid, cdir) == "after\n"
+        # a closed launcher still starts containers, spawning their monitors itself
+        cid2, cdir2, st2 = await runc_box.run(["true"])
+        assert st2.exit_code == 0 and rt._monitors[str(cdir2)].proc is not None
+
+    run(scenario())
+
+
+def test_a_dead_server_is_replaced(runc_box: Box) -> None:
+    rt = runc_box.runtime
+    _, _, st = run(runc_box.run(["true"]))
+    first = rt.launcher._server
+    assert st.exit_code == 0 and first is not None
+    first.kill()
+    first.wait()
+    _, cdir, st = run(runc_box.run(["sh", "-c", "exit 3"]))
+    assert st.exit_code == 3
+    assert rt.launcher._server is not None and rt.launcher._server.pid != first.pid
+    assert rt._monitors[str(cdir)].proc is None

@@ -30,7 +30,6 @@ import re
 import select
 import subprocess
 import sys
-import threading
 import time
 import weakref
 from collections.abc import Iterable
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine.runtime.bundle import ANNOTATION_CGROUP, ANNOTATION_STDIN, ANNOTATION_STDIN_ONCE
+from workbench.engine.runtime.launcher import MonitorLauncher
 from workbench.engine.runtime.runc import (
     Runc,
     RuntimeFailure,
@@ -117,8 +117,8 @@ class Runtime:
         self._cgroups: dict[str, str] = {}          # cid -> cgroupsPath, for the containers we started
         self._dirs: dict[str, str] = {}             # cid -> container dir (the key of _monitors)
         self.trace = bool(os.environ.get("WORKBENCH_MONITOR_TRACE"))
-        self._spare: tuple[subprocess.Popen[bytes], int, int] | None = None   # (proc, report fd, its sync fd)
-        self._spare_lock = threading.Lock()
+        self.launcher = MonitorLauncher(_MONITOR_CMD, _MONITOR_ENV, self.runc.pass_fds)
+        self.launcher.warm()
 
     # start --------------------------------------------------------------------------------------
     async def start(self, cid: str, bundle_dir: Path, container_dir: Path) -> int:
@@ -148,8 +148,7 @@ class Runtime:
         for name in ("exit.json", "init.pid"):
             with contextlib.suppress(FileNotFoundError):
                 (cdir / name).unlink()
-        spare = self._take_spare()
-        read_fd, write_fd = (spare[1], spare[2]) if spare is not None else os.pipe()
+        read_fd, write_fd = os.pipe()
         flags = [f"sync={write_fd}"]
         if annotations.get(ANNOTATION_STDIN) == "true":
             flags.append("stdin")
@@ -163,28 +162,14 @@ class Runtime:
         args = [str(cdir), cid, ",".join(flags), cgroup,
                 *self._launch_argv(cid, bundle, cdir), "--delete", *self.runc.delete_argv(cid, force=True,
                                                                                           log=cdir / "runtime.log")]
-        if spare is not None:
-            proc = spare[0]
-            try:
-                proc.stdin.write(json.dumps(args).encode() + b"\n")   # type: ignore[union-attr]
-                proc.stdin.close()                                     # type: ignore[union-attr]
-            except OSError as err:
-                os.close(read_fd)
-                raise RuntimeFailure(f"cannot hand the container to its monitor: {err}") from err
-        else:
-            try:
-                with open(cdir / "monitor.log", "ab") as log:
-                    proc = subprocess.Popen([*_MONITOR_CMD, *args], stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=log, pass_fds=(write_fd, *self.runc.pass_fds),
-                                            start_new_session=True,
-                                            env=_MONITOR_ENV, cwd=cdir)
-            except OSError as err:
-                os.close(read_fd)
-                raise RuntimeFailure(f"cannot start the container monitor: {err}") from err
-            finally:
-                os.close(write_fd)
-        threading.Thread(target=self._make_spare, name="monitor-spare", daemon=True).start()
-        handle = _Monitor(proc, proc.pid, _pidfd(proc.pid))
+        try:
+            monitor = self.launcher.launch(args, write_fd, cdir)
+        except OSError as err:
+            os.close(read_fd)
+            raise RuntimeFailure(f"cannot start the container monitor: {err}") from err
+        finally:
+            os.close(write_fd)
+        handle = _Monitor(monitor.proc, monitor.pid, _pidfd(monitor.pid))
         self._replace_monitor(cdir, handle)
         self._dirs[cid] = str(cdir)
         try:
@@ -193,41 +178,9 @@ class Runtime:
             os.close(read_fd)
         return self._parse_report(line, cid, cdir)
 
-    def _make_spare(self) -> None:
-        """Start one monitor ahead of need (see monitor.spare); the next `start` hands it a container."""
-        with self._spare_lock:
-            if self._spare is not None and self._spare[0].poll() is None:
-                return
-            read_fd, write_fd = os.pipe()
-            try:
-                proc = subprocess.Popen([*_MONITOR_CMD, "--spare"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        pass_fds=(write_fd, *self.runc.pass_fds), start_new_session=True,
-                                        env=_MONITOR_ENV, cwd="/")
-            except OSError:
-                os.close(read_fd)
-                os.close(write_fd)
-                return
-            os.close(write_fd)   # the spare's copy keeps the same number: it is the `sync=` fd
-            self._spare = (proc, read_fd, write_fd)
-
-    def _take_spare(self) -> tuple[subprocess.Popen[bytes], int, int] | None:
-        with self._spare_lock:
-            spare, self._spare = self._spare, None
-        if spare is not None and spare[0].poll() is not None:   # it died meanwhile: start normally
-            os.close(spare[1])
-            return None
-        return spare
-
     def close(self) -> None:
-        """Let the spare monitor go (it exits on EOF)."""
-        spare = self._take_spare()
-        if spare is not None:
-            with contextlib.suppress(OSError):
-                spare[0].stdin.close()                                 # type: ignore[union-attr]
-            os.close(spare[1])
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                spare[0].wait(2)
+        """Let the monitor server go (it exits on EOF; the monitors it started run on)."""
+        self.launcher.close()
 
     def _seccomp_cache(self, cid: str, bundle: Path, config: dict[str, Any]) -> list[str]:
         """crun only: reuse the BPF crun compiled for an identical profile (compiling Docker's profile
@@ -370,11 +323,16 @@ class Runtime:
             return ExitStatus(255, error=f"unreadable exit.json: {err}")
 
     def monitor_alive(self, container_dir: Path) -> bool:
-        """Whether the container's monitor process still runs (pid and start time both match)."""
+        """Whether the container's monitor process still runs: by its pidfd when we started it,
+        else by monitor.pid (pid and start time both match)."""
+        handle = self._monitors.get(str(container_dir))
+        if handle is not None and handle.pidfd is not None:
+            if handle.proc is not None:
+                handle.proc.poll()                   # reap a monitor we spawned ourselves
+            return not select.select([handle.pidfd], [], [], 0)[0]
         info = _monitor_pid(Path(container_dir))
         if info is None:
             return False
-        handle = self._monitors.get(str(container_dir))
         if handle is not None and handle.pid == info[0] and handle.proc is not None:
             return handle.proc.poll() is None
         return _alive(info[0], info[1])

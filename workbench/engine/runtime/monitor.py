@@ -5,9 +5,10 @@ A standalone script, never imported by the engine's own modules:
     python -S monitor.py <container_dir> <cid> <flags> <cgroup_path> \\
         --exec <runtime argv...> [--exec <runtime argv...>] --delete <runtime argv...>
 
-`Runtime.start()` builds the runtime vectors with `runc.py` and starts this in its own session with
-the write end of a sync pipe as fd 3 (or `sync=<fd>` among the comma-separated flags). It imports
-stdlib modules only (mostly C ones), so the interpreter is up in ~10 ms.
+`Runtime.start()` builds the runtime vectors with `runc.py`, and the monitor server
+(`monitor.py --server`, see launcher.py) forks this in its own session with the write end of a
+sync pipe as `sync=<fd>` among the comma-separated flags (fd 3 when absent); it can also run as
+a command of its own. It imports stdlib modules only (mostly C ones).
 
 1. Become child subreaper, so the container's init (orphaned when the runtime exits) is our child.
    Flag `unshare-cgroup2`: first enter a private (slave) mount namespace without
@@ -53,8 +54,8 @@ _trace = False
 
 def main(argv):
     global _sync_fd, _trace
-    if argv[1:] == ["--spare"]:
-        return spare()
+    if argv[1:] == ["--server"]:
+        return serve()
     cdir, cid, flags, cgroup, cmds, delete = parse_args(argv)
     opts = dict(f.partition("=")[::2] for f in flags.split(",") if f not in ("", "-"))
     _sync_fd, _trace = int(opts.get("sync") or 3), "trace" in opts
@@ -82,28 +83,72 @@ def main(argv):
     leave(0)
 
 
-def spare():
-    """A monitor started ahead of need: wait for one container's arguments (a JSON list on stdin),
-    then become that container's monitor. Saves the interpreter start (~11 ms) on `start`'s path.
-    EOF before any arguments (the daemon closed it, or went away) ends it quietly."""
-    import json  # imported while idle, not after the container arrives (~2 ms)
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = os.read(0, 65536)
-        if not chunk:
+def serve():
+    """The monitor server (see launcher.py): fork one monitor per request read from fd 0.
+
+    A request is one line of JSON (this monitor's argument list) with the container's sync fd
+    attached; the reply is `pid <n>` or `err <message>`. EOF ends the server; the monitors it forked
+    run on, each in its own session, reaped by the kernel (SIGCHLD ignored here, default in them)."""
+    import array
+    import json
+    import socket
+    sock = socket.socket(fileno=0)
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    data, fds = b"", []
+    while True:
+        try:
+            msg, ancillary, _, _ = sock.recvmsg(65536, socket.CMSG_SPACE(16 * 4))
+        except InterruptedError:
+            continue
+        except OSError:
             os._exit(0)
-        data += chunk
-    args = json.loads(data)
-    cdir = args[0]
-    os.chdir(cdir)
-    log = os.open(os.path.join(cdir, "monitor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(null)
-    os.close(log)
-    return main(["monitor.py", *args])
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds += array.array("i", payload[: len(payload) - len(payload) % 4])
+        if not msg:
+            os._exit(0)
+        data += msg
+        while b"\n" in data:
+            line, data = data.split(b"\n", 1)
+            sync = fds.pop(0) if fds else -1
+            try:
+                args = json.loads(line)
+                pid = os.fork()
+            except (ValueError, OSError) as err:
+                reply = f"err {err}\n"
+            else:
+                if pid == 0:
+                    sock.detach()                    # fd 0: replaced by /dev/null in become()
+                    become(args, sync)
+                reply = f"pid {pid}\n"
+            if sync >= 0:
+                os.close(sync)
+            sock.sendall(reply.encode())
+
+
+def become(args, sync):
+    """In a child of the server: turn into the monitor of the container `args` describe."""
+    try:
+        os.setsid()
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+        cdir = args[0]
+        args[2] = ",".join(f"sync={sync}" if f.startswith("sync=") else f for f in args[2].split(","))
+        os.chdir(cdir)
+        log = os.open(os.path.join(cdir, "monitor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        for fd in {null, log} - {0, 1, 2}:
+            os.close(fd)
+        main(["monitor.py", *args])
+    except BaseException as err:  # nothing above us to report to but the sync pipe
+        try:
+            os.write(sync, f"err 128 monitor: {err}\n".encode())
+        except OSError:
+            pass
+    os._exit(1)
 
 
 def parse_args(argv):
