@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 import pytest
@@ -27,7 +28,10 @@ def test_loopback_default_route_and_interface(netsvc, boxes):
     a = boxes("solo")
     net = a.setup(netsvc)                     # default bridge network
     s = net.networks["bridge"]
-    assert s["IPAddress"] and s["Gateway"] and s["IPPrefixLen"] == 16
+    # Docker's default pools: a /16 of 172.17-31, else a /20 of 192.168 (when the host uses those)
+    assert s["IPPrefixLen"] in (16, 20), s
+    subnet = ipaddress.ip_network(f"{s['Gateway']}/{s['IPPrefixLen']}", strict=False)
+    assert ipaddress.ip_address(s["IPAddress"]) in subnet and subnet.is_private
     assert s["MacAddress"] == "02:42:" + ":".join(f"{int(x):02x}" for x in s["IPAddress"].split("."))
     routes = a.run("ip", "route").stdout
     assert f"default via {s['Gateway']} dev eth0" in routes

@@ -239,6 +239,10 @@ class _LayerPull:
         self.infos[i] = info
         self.ready[i].set()
 
+    def _discard_when_done(self, work: asyncio.Future[Any]) -> None:
+        if not work.cancelled() and work.exception() is None and work.result()[1] is not None:
+            self.loop.run_in_executor(self.p.pool, work.result()[1].discard)
+
     def _commit(self, i: int, unpacked: UnpackedLayer) -> None:
         """Rename an unpacked layer into place as snapshot `chains[i]` (its parent exists now)."""
         try:
@@ -280,7 +284,10 @@ class _LayerPull:
         meter.finish()
         self.sink.layer("Verifying Checksum", sid)
         try:
-            info, unpacked = await work
+            info, unpacked = await asyncio.shield(work)
+        except asyncio.CancelledError:    # another layer failed: drop this one's unpacked copy
+            work.add_done_callback(self._discard_when_done)
+            raise
         except DigestMismatch as err:
             raise InvalidArgument(f"filesystem layer verification failed for digest {layer.digest}") from err
         except InvalidArgument as err:
