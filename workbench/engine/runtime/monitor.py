@@ -55,7 +55,8 @@ _trace = False
 def main(argv):
     global _sync_fd, _trace
     if argv[1:] == ["--server"]:
-        return serve()
+        import monitor_server
+        return monitor_server.serve()
     cdir, cid, flags, cgroup, cmds, delete = parse_args(argv)
     opts = dict(f.partition("=")[::2] for f in flags.split(",") if f not in ("", "-"))
     _sync_fd, _trace = int(opts.get("sync") or 3), "trace" in opts
@@ -81,74 +82,6 @@ def main(argv):
     mon.finish(delete)
     trace("recorded")
     leave(0)
-
-
-def serve():
-    """The monitor server (see launcher.py): fork one monitor per request read from fd 0.
-
-    A request is one line of JSON (this monitor's argument list) with the container's sync fd
-    attached; the reply is `pid <n>` or `err <message>`. EOF ends the server; the monitors it forked
-    run on, each in its own session, reaped by the kernel (SIGCHLD ignored here, default in them)."""
-    import array
-    import json
-    import socket
-    sock = socket.socket(fileno=0)
-    _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)
-    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
-    data, fds = b"", []
-    while True:
-        try:
-            msg, ancillary, _, _ = sock.recvmsg(65536, socket.CMSG_SPACE(16 * 4))
-        except InterruptedError:
-            continue
-        except OSError:
-            os._exit(0)
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds += array.array("i", payload[: len(payload) - len(payload) % 4])
-        if not msg:
-            os._exit(0)
-        data += msg
-        while b"\n" in data:
-            line, data = data.split(b"\n", 1)
-            sync = fds.pop(0) if fds else -1
-            try:
-                args = json.loads(line)
-                pid = os.fork()
-            except (ValueError, OSError) as err:
-                reply = f"err {err}\n"
-            else:
-                if pid == 0:
-                    sock.detach()                    # fd 0: replaced by /dev/null in become()
-                    become(args, sync)
-                reply = f"pid {pid}\n"
-            if sync >= 0:
-                os.close(sync)
-            sock.sendall(reply.encode())
-
-
-def become(args, sync):
-    """In a child of the server: turn into the monitor of the container `args` describe."""
-    try:
-        os.setsid()
-        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-        cdir = args[0]
-        args[2] = ",".join(f"sync={sync}" if f.startswith("sync=") else f for f in args[2].split(","))
-        os.chdir(cdir)
-        log = os.open(os.path.join(cdir, "monitor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        for fd in {null, log} - {0, 1, 2}:
-            os.close(fd)
-        main(["monitor.py", *args])
-    except BaseException as err:  # nothing above us to report to but the sync pipe
-        try:
-            os.write(sync, f"err 128 monitor: {err}\n".encode())
-        except OSError:
-            pass
-    os._exit(1)
 
 
 def parse_args(argv):
@@ -194,6 +127,7 @@ class Monitor:
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         self.streams = {out_r: "stdout", err_r: "stderr"}
         if "stdin" in self.opts:
+            from monitor_stdin import StdinRelay
             self.stdin = StdinRelay(os.path.join(self.cdir, "stdin"), "stdin-once" in self.opts)
             in_fd = self.stdin.take_container_end()
         else:
@@ -337,90 +271,6 @@ class Monitor:
         write_atomic(os.path.join(self.cdir, "exit.json"), doc, True)
 
 
-class StdinRelay:
-    """Feeds the container's stdin pipe from the `stdin` fifo in the container dir.
-
-    Without `once` we hold a writer on the fifo ourselves, so writers may come and go and the
-    container's stdin stays open; with `once` the first writer's EOF becomes the container's EOF.
-    """
-
-    def __init__(self, path, once):
-        self.path = path
-        if os.path.lexists(path):
-            os.unlink(path)
-        os.mkfifo(path, 0o600)
-        self.fifo = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        self.keepalive = None if once else os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-        self.container_end, self.pipe_w = os.pipe2(os.O_CLOEXEC)
-        os.set_blocking(self.pipe_w, False)
-        self.pending = b""
-
-    def take_container_end(self):
-        fd, self.container_end = self.container_end, None
-        return fd
-
-    def register(self, poller):
-        poller.register(self.fifo, select.POLLIN)
-
-    def on_event(self, fd, ev, poller):
-        if fd == self.fifo:
-            try:
-                data = os.read(self.fifo, 65536)
-            except BlockingIOError:
-                return
-            if data:
-                self.pending += data
-                self.flush(poller, False)
-                return
-            poller.unregister(self.fifo)            # the (only) writer left
-            os.close(self.fifo)
-            self.fifo = None
-            if not self.pending:
-                self.close()
-        elif fd == self.pipe_w:
-            if ev & (select.POLLERR | select.POLLHUP):  # the container closed its stdin
-                poller.unregister(self.pipe_w)
-                self.close(poller)
-            else:
-                self.flush(poller, True)
-
-    def flush(self, poller, registered):
-        try:
-            n = os.write(self.pipe_w, self.pending)
-        except BlockingIOError:
-            n = 0
-        except BrokenPipeError:
-            n = len(self.pending)
-        self.pending = self.pending[n:]
-        if self.pending and not registered:         # pause reading until the pipe drains
-            poller.unregister(self.fifo)
-            poller.register(self.pipe_w, select.POLLOUT)
-        elif not self.pending and registered:
-            poller.unregister(self.pipe_w)
-            if self.fifo is not None:
-                poller.register(self.fifo, select.POLLIN)
-            else:
-                self.close()
-
-    def close(self, poller=None):
-        if poller is not None and self.fifo is not None:
-            poller.unregister(self.fifo)
-        for name in ("fifo", "keepalive", "pipe_w", "container_end"):
-            fd = getattr(self, name)
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-                setattr(self, name, None)
-        self.pending = b""
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
-
-
-# helpers ----------------------------------------------------------------------------------------
 def _noop(signum, frame):
     pass
 
