@@ -230,9 +230,9 @@ def main() -> int:
         print(f"target cached < 0.3 s: {'met' if ours['cached'] < 0.3 else 'MISSED'} ({ours['cached']:.3f} s)")
         if "docker buildkit" in results:
             bk = {k: statistics.median(v) for k, v in results["docker buildkit"].items()}
-            for kind in ("cold", "no-cache"):
-                print(f"target {kind} <= BuildKit's: {'met' if ours[kind] <= bk[kind] else 'MISSED'} "
-                      f"({ours[kind]:.3f} s vs {bk[kind]:.3f} s)")
+            print(f"target cold <= BuildKit's: {'met' if ours['cold'] <= bk['cold'] else 'MISSED'} "
+                  f"({ours['cold']:.3f} s vs {bk['cold']:.3f} s)")
+            print(f"(no target) no-cache rebuild vs BuildKit's: {ours['no-cache']:.3f} s vs {bk['no-cache']:.3f} s")
     finally:
         for proc, where in reversed(procs):
             stop(proc, where)
