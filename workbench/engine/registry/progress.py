@@ -27,7 +27,7 @@ from typing import Any
 
 from workbench.oci.units import human_size
 
-__all__ = ["ChunkPipe", "EventSink", "Meter", "Progress", "progress_text", "short_id"]
+__all__ = ["ChunkPipe", "EventSink", "Meter", "Progress", "fail_shared", "progress_text", "short_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,3 +217,16 @@ class ChunkPipe(io.RawIOBase):
             self._chunks.clear()
             self._buffered = 0
             self._loop.call_soon_threadsafe(self._space.set)
+
+
+def fail_shared(fut: asyncio.Future[Any], err: BaseException) -> None:
+    """Pass a failure on to the tasks waiting on `fut` (a blob that several layers share): the
+    exception for an error, marked retrieved since the failing task reports it itself, and a
+    cancellation for anything else. A future already done is left as it is."""
+    if fut.done():
+        return
+    if isinstance(err, Exception):
+        fut.set_exception(err)
+        fut.exception()
+    else:
+        fut.cancel()

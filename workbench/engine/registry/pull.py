@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.engine.registry.client import Manifest, RegistryClient, RegistryRequestError
-from workbench.engine.registry.progress import ChunkPipe, EventSink, Meter, Progress, short_id
+from workbench.engine.registry.progress import ChunkPipe, EventSink, Meter, Progress, fail_shared, short_id
 from workbench.engine.services.image_io import LayerInfo
 from workbench.engine.store.compression import DECOMPRESS_ERRORS, open_decompressed
 from workbench.engine.store.snapshots import UnpackedLayer
@@ -211,12 +211,7 @@ class _LayerPull:
                     try:
                         info, unpacked = await self._download(i)
                     except BaseException as err:
-                        fut = self.blobs[layer.digest]
-                        if isinstance(err, Exception):
-                            fut.set_exception(err)
-                            fut.exception()  # retrieved: the failing task reports it
-                        else:
-                            fut.cancel()
+                        fail_shared(self.blobs[layer.digest], err)
                         raise
                 self.blobs[layer.digest].set_result(info)
             else:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.engine.registry.client import RegistryClient
-from workbench.engine.registry.progress import EventSink, Meter, Progress, short_id
+from workbench.engine.registry.progress import EventSink, Meter, Progress, fail_shared, short_id
 from workbench.engine.registry.pull import BlobRef
 from workbench.errors import InvalidArgument, NotFound
 from workbench.oci import mediatypes as mt
@@ -202,12 +202,7 @@ class _ItemPush:
                 self.sink.layer(status, sid)
             done.set_result(None)
         except BaseException as err:
-            if not done.done():
-                if isinstance(err, Exception):
-                    done.set_exception(err)
-                    done.exception()             # retrieved: the failing task reports it
-                else:
-                    done.cancel()
+            fail_shared(done, err)
             raise
 
     async def _send(self, blob: BlobRef, sid: str | None) -> str:
