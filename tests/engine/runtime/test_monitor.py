@@ -4,6 +4,7 @@ keeps its state under its own root."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine.runtime.conftest import Box, leftover_cgroups, run
-from workbench.engine.runtime import MONITOR, Runtime
+from workbench.engine.runtime import MONITOR, Runtime, RuntimeFailure
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -217,6 +218,9 @@ def test_monitors_are_forked_by_the_server_and_outlive_it(runc_box: Box) -> None
         server = rt.launcher._server
         assert server is not None and handle.proc is None           # forked, not spawned
         assert _parent(handle.pid) == server.pid
+        # the server sent a pidfd it opened before the monitor could be reaped: it names this monitor
+        fdinfo = Path(f"/proc/self/fdinfo/{handle.pidfd}").read_text()
+        assert f"Pid:\t{handle.pid}\n" in fdinfo
         assert os.getsid(handle.pid) == handle.pid                   # a session of its own
         fds = {n: os.readlink(f"/proc/{handle.pid}/fd/{n}") for n in (0, 1, 2)}
         assert fds == {0: "/dev/null", 1: str(cdir / "monitor.log"), 2: str(cdir / "monitor.log")}
@@ -245,3 +249,24 @@ def test_a_dead_server_is_replaced(runc_box: Box) -> None:
     assert st.exit_code == 3
     assert rt.launcher._server is not None and rt.launcher._server.pid != first.pid
     assert rt._monitors[str(cdir)].proc is None
+
+
+def test_a_request_the_server_got_but_never_answered_is_not_sent_again(runc_box: Box) -> None:
+    # a second monitor for the same container would fight the first: once delivered, a request is
+    # never resent; the silent server is killed and the start fails cleanly, the next one works
+    rt = runc_box.runtime
+    run(runc_box.run(["true"]))
+    server = rt.launcher._server
+    assert server is not None and rt.launcher._sock is not None
+    rt.launcher._sock.settimeout(0.5)
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(RuntimeFailure, match="before reporting"):
+            run(runc_box.start(["sh", "-c", "echo once"]))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(server.pid, signal.SIGCONT)
+    assert server.poll() is not None and rt.launcher._server is None      # killed, not reused
+    cid, cdir, st = run(runc_box.run(["sh", "-c", "echo again"]))
+    assert st.exit_code == 0 and runc_box.output(cid, cdir) == "again\n"
+    assert rt.launcher._server is not None and rt.launcher._server.pid != server.pid

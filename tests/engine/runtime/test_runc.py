@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -72,3 +74,19 @@ def test_verbs_on_a_real_container(runc_box: Box) -> None:
     with pytest.raises(RuntimeFailure) as err:
         r.state(cid)
     assert err.value.missing
+
+
+def test_sealed_copy_is_executable_where_memfds_are_noexec_by_default() -> None:
+    # vm.memfd_noexec=1 (Linux 6.3+) makes a plain memfd non-executable; it is per pid namespace,
+    # so a child namespace sets it without touching the host
+    assert Path("/proc/sys/vm/memfd_noexec").exists(), "a kernel before 6.3: nothing to guard against"
+    code = ("import os; from workbench.engine.runtime.runc import sealed_copy; "
+            "plain = os.memfd_create('plain', os.MFD_CLOEXEC); "
+            "fd = sealed_copy(os.path.realpath('/proc/self/exe')); "
+            "print(os.access(f'/proc/self/fd/{plain}', os.X_OK), "
+            "fd is not None and os.access(f'/proc/self/fd/{fd}', os.X_OK))")
+    out = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c",
+                          f"echo 1 > /proc/sys/vm/memfd_noexec && exec {sys.executable} -c \"{code}\""],
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[3], timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]

@@ -9,6 +9,7 @@ import io
 import lzma
 import os
 import stat
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -210,6 +211,34 @@ def test_big_files_between_small_ones_through_short_reads(tmp_path: Path, step: 
     cut.mkdir()
     with pytest.raises(InvalidArgument, match="big2|end of data|truncated|unexpected"):
         apply_layer(_Dribble(tar[: len(tar) // 2], step), cut)
+
+
+@pytest.mark.parametrize("fmt", ["gnu", "posix"])
+def test_sparse_members_from_gnu_tar(tmp_path: Path, fmt: str) -> None:
+    # a sparse member's size is the file's, but the archive holds only its data blocks: it must
+    # not take the direct copy path (which reads size bytes) and still extract byte for byte
+    src = tmp_path / "src"
+    src.mkdir()
+    data = bytearray(3_300_000)
+    data[102_400:602_400] = os.urandom(500_000)
+    data[-10:] = b"0123456789"
+    with open(src / "holes.bin", "wb") as f:       # real holes, found with SEEK_HOLE by tar
+        f.truncate(len(data))
+        f.seek(102_400)
+        f.write(data[102_400:602_400])
+        f.seek(len(data) - 10)
+        f.write(data[-10:])
+    (src / "after.txt").write_text("after the sparse file\n")
+    archive = tmp_path / f"{fmt}.tar"
+    subprocess.run(["tar", "--sparse", f"--format={fmt}", "-cf", str(archive), "-C", str(src),
+                    "holes.bin", "after.txt"], check=True)
+    assert archive.stat().st_size < 1_500_000                     # really stored sparse
+    dest = tmp_path / f"out-{fmt}"
+    dest.mkdir()
+    with open(archive, "rb") as f:
+        apply_layer(f, dest)
+    assert (dest / "holes.bin").read_bytes() == bytes(data)
+    assert (dest / "after.txt").read_text() == "after the sparse file\n"
 
 
 def test_metadata_is_preserved(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ the manifest and config fetches), so a missing image is a plain 404 and bad cred
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gzip
 from collections.abc import AsyncIterator
@@ -228,7 +229,8 @@ class _LayerPull:
                 self.sink.layer("Extracting", sid, layer.size, layer.size)
         finally:
             if unpacked is not None:  # failed or cancelled before its turn: drop it off the loop
-                self.loop.run_in_executor(self.p.pool, unpacked.discard)
+                with contextlib.suppress(RuntimeError):   # pool gone (shutdown): recover() removes it
+                    self.loop.run_in_executor(self.p.pool, unpacked.discard)
         if first:
             self.sink.layer("Pull complete", sid)
         self.infos[i] = info
@@ -236,13 +238,14 @@ class _LayerPull:
 
     def _discard_when_done(self, work: asyncio.Future[Any]) -> None:
         if not work.cancelled() and work.exception() is None and work.result()[1] is not None:
-            self.loop.run_in_executor(self.p.pool, work.result()[1].discard)
+            with contextlib.suppress(RuntimeError):       # as in _layer
+                self.loop.run_in_executor(self.p.pool, work.result()[1].discard)
 
     def _commit(self, i: int, unpacked: UnpackedLayer) -> None:
         """Rename an unpacked layer into place as snapshot `chains[i]` (its parent exists now)."""
         try:
             self.p.snapshots.commit_dir(self.chains[i], self.chains[i - 1] if i else None, unpacked.fs,
-                                        size=unpacked.size)
+                                        size=unpacked.size, synced=True)
         finally:
             unpacked.discard()
 

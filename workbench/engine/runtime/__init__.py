@@ -108,16 +108,16 @@ class Runtime:
         self.name = os.path.basename(path)
         self.launch = launch
         exec_fd = sealed_copy(path)
-        if exec_fd is not None:   # open as long as this object lives: monitors inherit their own copy
-            weakref.finalize(self, os.close, exec_fd)
         self.runc = Runc(RuntimeOptions(root=self.root, binary=path, exec_fd=exec_fd))
+        if exec_fd is not None:   # open while the Runc lives: monitors hold their own copies
+            weakref.finalize(self.runc, os.close, exec_fd)
         # crun refuses a hybrid cgroup host unless it runs where the v2 hierarchy is not mounted
         self.private_mounts = self.name == "crun" and cgroup_hybrid()
         self._monitors: dict[str, _Monitor] = {}
         self._cgroups: dict[str, str] = {}          # cid -> cgroupsPath, for the containers we started
         self._dirs: dict[str, str] = {}             # cid -> container dir (the key of _monitors)
         self.trace = bool(os.environ.get("WORKBENCH_MONITOR_TRACE"))
-        self.launcher = MonitorLauncher(_MONITOR_CMD, _MONITOR_ENV, self.runc.pass_fds)
+        self.launcher = MonitorLauncher(_MONITOR_CMD, _MONITOR_ENV, self.runc)
         self.launcher.warm()
 
     # start --------------------------------------------------------------------------------------
@@ -169,13 +169,18 @@ class Runtime:
             raise RuntimeFailure(f"cannot start the container monitor: {err}") from err
         finally:
             os.close(write_fd)
-        handle = _Monitor(monitor.proc, monitor.pid, _pidfd(monitor.pid))
-        self._replace_monitor(cdir, handle)
+        if monitor.pid is not None:
+            pidfd = monitor.pidfd if monitor.pidfd is not None else _pidfd(monitor.pid)
+            self._replace_monitor(cdir, _Monitor(monitor.proc, monitor.pid, pidfd))
         self._dirs[cid] = str(cdir)
         try:
             line = _read_report(read_fd, START_TIMEOUT)
         finally:
             os.close(read_fd)
+        if monitor.pid is None:      # delivered without a reply: the monitor has said who it is
+            info = _monitor_pid(cdir)
+            if info is not None and _alive(info[0], info[1]):
+                self._replace_monitor(cdir, _Monitor(None, info[0], _pidfd(info[0])))
         return self._parse_report(line, cid, cdir)
 
     def close(self) -> None:
@@ -329,7 +334,9 @@ class Runtime:
         if handle is not None and handle.pidfd is not None:
             if handle.proc is not None:
                 handle.proc.poll()                   # reap a monitor we spawned ourselves
-            return not select.select([handle.pidfd], [], [], 0)[0]
+            poller = select.poll()
+            poller.register(handle.pidfd, select.POLLIN)
+            return not poller.poll(0)
         info = _monitor_pid(Path(container_dir))
         if info is None:
             return False

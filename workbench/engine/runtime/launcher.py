@@ -10,11 +10,15 @@ and outlive the server and the daemon alike, as containers must.
 
 Protocol, over a Unix stream socket that is the server's stdin: the daemon sends the monitor's
 argument list as one line of JSON, with the write end of the container's sync pipe attached
-(SCM_RIGHTS); the server forks, and replies `pid <n>` (or `err <message>`). The server passes
-the received fd to the monitor as its `sync=` flag. EOF on the socket ends the server.
+(SCM_RIGHTS); the server forks, and replies `pid <n>` with a pidfd of the monitor attached (or
+`err <message>`). The server passes the received fd to the monitor as its `sync=` flag. EOF on the
+socket ends the server.
 
-When the server cannot be reached (it died, or the host refuses fork), `launch` spawns the
-monitor directly, as before the server existed.
+A request is sent once. If sending fails, the server is replaced and the request sent to the new
+one; if the server refuses (`err`), the monitor is spawned directly, as before the server existed.
+But once a request is delivered it is never sent again, even when no reply comes (a second monitor
+of the same container would fight the first): the server is killed and the caller learns the
+monitor's pid from its report and monitor.pid instead (`LaunchedMonitor.pid` None).
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ from __future__ import annotations
 import array
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["LaunchedMonitor", "MonitorLauncher"]
 
@@ -34,21 +40,28 @@ REPLY_TIMEOUT = 10.0
 
 
 class LaunchedMonitor:
-    """A started monitor: its pid, and the Popen when we spawned it ourselves (else None)."""
+    """A started monitor: its pid (None: delivered, unconfirmed), a pidfd on it when the server sent
+    one (the caller owns it), and the Popen when we spawned it ourselves."""
 
-    __slots__ = ("pid", "proc")
+    __slots__ = ("pid", "pidfd", "proc")
 
-    def __init__(self, pid: int, proc: subprocess.Popen[bytes] | None) -> None:
-        self.pid, self.proc = pid, proc
+    def __init__(self, pid: int | None, proc: subprocess.Popen[bytes] | None = None,
+                 pidfd: int | None = None) -> None:
+        self.pid, self.proc, self.pidfd = pid, proc, pidfd
+
+
+class _Refused(Exception):
+    """The server answered `err` (it could not fork): spawn this monitor directly."""
 
 
 class MonitorLauncher:
     """Starts monitors through the monitor server (see the module docstring); thread-safe."""
 
-    def __init__(self, cmd: Sequence[str], env: dict[str, str], pass_fds: Sequence[int]) -> None:
+    def __init__(self, cmd: Sequence[str], env: dict[str, str], runc: Any) -> None:
         self._cmd = list(cmd)
         self._env = env
-        self._pass_fds = tuple(pass_fds)
+        self._runc = runc                  # holds the runtime's sealed copy open while we may need it
+        self._pass_fds = tuple(runc.pass_fds)
         self._lock = threading.Lock()
         self._server: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
@@ -73,9 +86,18 @@ class MonitorLauncher:
                 try:
                     if self._sock is None:
                         self._start_server()
-                    return LaunchedMonitor(self._ask(args, sync_fd), None)
-                except (OSError, ValueError):
+                    self._send(args, sync_fd)
+                except OSError:
                     self._stop_server()
+                    continue
+                try:
+                    pid, pidfd = self._reply()
+                    return LaunchedMonitor(pid, None, pidfd)
+                except _Refused:
+                    break
+                except (OSError, ValueError):                 # delivered, but no (good) reply
+                    self._stop_server(kill=True)
+                    return LaunchedMonitor(None)
         with open(cdir / "monitor.log", "ab") as log:
             proc = subprocess.Popen([*self._cmd, *args], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     pass_fds=(sync_fd, *self._pass_fds), start_new_session=True,
@@ -104,26 +126,40 @@ class MonitorLauncher:
         ours.settimeout(REPLY_TIMEOUT)
         self._sock = ours
 
-    def _stop_server(self) -> None:
+    def _stop_server(self, *, kill: bool = False) -> None:
         sock, self._sock = self._sock, None
         server, self._server = self._server, None
         if sock is not None:
             sock.close()
         if server is not None:
+            if kill:
+                server.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 server.wait(2)
 
-    def _ask(self, args: list[str], sync_fd: int) -> int:
+    def _send(self, args: list[str], sync_fd: int) -> None:
         assert self._sock is not None
         line = json.dumps(args).encode() + b"\n"
         self._sock.sendmsg([line], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [sync_fd]))])
-        reply = b""
+
+    def _reply(self) -> tuple[int, int | None]:
+        assert self._sock is not None
+        reply, fds = b"", array.array("i")
         while not reply.endswith(b"\n"):
-            chunk = self._sock.recv(256)
+            chunk, ancillary, _, _ = self._sock.recvmsg(256, socket.CMSG_SPACE(4))
+            for level, kind, payload in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(payload[: len(payload) - len(payload) % 4])
             if not chunk:
+                for fd in fds:
+                    os.close(fd)
                 raise OSError("the monitor server went away")
             reply += chunk
         kind, _, rest = reply.decode().strip().partition(" ")
         if kind != "pid":
-            raise OSError(f"the monitor server could not fork: {rest}")
-        return int(rest)
+            for fd in fds:
+                os.close(fd)
+            raise _Refused(rest)
+        for extra in fds[1:]:
+            os.close(extra)
+        return int(rest), (fds[0] if fds else None)

@@ -142,7 +142,7 @@ class Monitor:
                 os.close(out_w)
                 os.close(err_w)
                 message = runtime_error(runtime_log, log_start, err_r) or \
-                    f"{os.path.basename(cmd[0])} exited with status {code}"
+                    f"{program_name(cmd[0])} exited with status {code}"
                 spawn_wait(delete, (null, null, null))
                 self.start_failed(message)
         for fd in (out_w, err_w, in_fd):
@@ -437,11 +437,27 @@ def drain(fd):
 
 
 def report(line):
+    """Send the one start report; later calls (and a sync fd already closed) are no-ops."""
+    global _sync_fd
+    fd, _sync_fd = _sync_fd, -1
+    if fd < 0:
+        return
     try:
-        os.write(_sync_fd, line.encode("utf-8", "replace"))
-        os.close(_sync_fd)
+        os.write(fd, line.encode("utf-8", "replace"))
+        os.close(fd)
     except OSError:
         pass        # the caller went away: supervise regardless
+
+
+def program_name(path):
+    """The runtime's name for messages: a sealed copy runs as /proc/self/fd/N (see runc.py)."""
+    if path.startswith("/proc/self/fd/"):
+        try:
+            target = os.readlink(path)                 # "/memfd:workbench-runtime:crun (deleted)"
+            return target.split("workbench-runtime:", 1)[1].split(" ", 1)[0]
+        except (OSError, IndexError):
+            return "runtime"
+    return os.path.basename(path)
 
 
 def trace(what):

@@ -13,6 +13,7 @@ stderr; with `--log-format json` the message is the last `"level":"error"` recor
 from __future__ import annotations
 
 import builtins
+import errno
 import fcntl
 import json
 import os
@@ -220,6 +221,7 @@ def cgroup_hybrid() -> bool:
 
 
 _F_ADD_SEALS = 1033
+_MFD_EXEC = 0x10
 _SEALS = 0x1 | 0x2 | 0x4 | 0x8    # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
 
 
@@ -233,8 +235,15 @@ def sealed_copy(path: str) -> int | None:
     per invocation, and no temporary file). The copy is taken at start: a runtime upgraded on
     disk is picked up when the daemon restarts.
     """
+    name = f"workbench-runtime:{os.path.basename(path)}"
+    flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
     try:
-        fd = os.memfd_create(f"workbench-runtime:{os.path.basename(path)}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:   # MFD_EXEC: executable even where vm.memfd_noexec makes memfds noexec by default
+            fd = os.memfd_create(name, flags | _MFD_EXEC)
+        except OSError as err:
+            if err.errno != errno.EINVAL:          # kernels before 6.3 do not know the flag
+                raise
+            fd = os.memfd_create(name, flags)
     except (AttributeError, OSError):
         return None
     try:
@@ -247,6 +256,8 @@ def sealed_copy(path: str) -> int | None:
                     raise OSError(f"{path} shrank while being copied")
                 done += n
         fcntl.fcntl(fd, _F_ADD_SEALS, _SEALS)
+        if not os.access(f"/proc/self/fd/{fd}", os.X_OK):
+            raise OSError(errno.EACCES, "the sealed copy is not executable")
         return fd
     except OSError:
         os.close(fd)

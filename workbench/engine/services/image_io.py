@@ -98,7 +98,7 @@ class LayerIngester:
                                               unpack=chain is not None and not self.snapshots.exists(chain))
         if unpacked is not None:
             try:
-                self.snapshots.commit_dir(chain, parent_chain, unpacked.fs, size=unpacked.size)
+                self.snapshots.commit_dir(chain, parent_chain, unpacked.fs, size=unpacked.size, synced=True)
             finally:
                 unpacked.discard()
         return info

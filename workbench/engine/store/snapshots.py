@@ -127,12 +127,13 @@ class Snapshotter(Protocol):
         ...
 
     def commit_dir(self, chain_id: str, parent_chain_id: str | None, upper: Path,
-                   *, size: int | None = None) -> int | None:
+                   *, size: int | None = None, synced: bool = False) -> int | None:
         """Rename an unmounted overlay upper dir into place as `chain_id`; return its size.
 
         Like `create_layer` (an existing snapshot is kept, `upper` left alone), but None, `upper`
         untouched, when it is on another filesystem. Once moved, `upper` is gone even on failure.
         `size`: the regular-file bytes in `upper`, when the caller has counted them already.
+        `synced`: its files' data is on disk already (an `unpack`ed layer), so only names are flushed.
         """
         ...
 
@@ -310,11 +311,11 @@ class OverlaySnapshotter:
             raise
 
     def commit_dir(self, chain_id: str, parent_chain_id: str | None, upper: Path,
-                   *, size: int | None = None) -> int | None:
+                   *, size: int | None = None, synced: bool = False) -> int | None:
         with self._lock(chain_id):
             if self.exists(chain_id):
                 return self._info(chain_id).size
-            return self._commit_checked(chain_id, parent_chain_id, upper, size, synced=False)
+            return self._commit_checked(chain_id, parent_chain_id, upper, size, synced=synced)
 
     def _commit_checked(self, chain_id: str, parent: str | None, upper: Path, size: int | None,
                         *, synced: bool) -> int | None:
@@ -349,6 +350,7 @@ class OverlaySnapshotter:
                 if synced:  # the files' data is on disk already: only the new names need flushing
                     fsync_dir(tmp / "fs")
                     fsync_dir(tmp)
+                    fsync_dir(self._links)
                 else:
                     syncfs(tmp)
             os.rename(tmp, self._dir(chain_id))

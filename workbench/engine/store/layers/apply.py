@@ -334,6 +334,8 @@ def _plain_stream(tf: tarfile.TarFile, m: tarfile.TarInfo) -> Any:
     relies on `_Stream`'s `buf`/`pos`/`fileobj` (the same since Python 3.2), so it checks for them
     and leaves any other layout to the public path.
     """
+    if m.sparse is not None or m.type == tarfile.GNUTYPE_SPARSE:
+        return None          # the archive holds only the data blocks, not m.size bytes
     stream = tf.fileobj
     if (type(stream).__name__ == "_Stream" and getattr(stream, "comptype", None) == "tar"
             and isinstance(getattr(stream, "buf", None), bytes) and getattr(stream, "pos", None) == m.offset_data
