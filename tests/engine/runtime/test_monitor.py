@@ -188,8 +188,13 @@ def test_many_waiters_and_the_polling_fallback(runc_box: Box, monkeypatch: pytes
         a, b = await asyncio.gather(runc_box.runtime.wait_exit(cdir), runc_box.runtime.wait_exit(cdir))
         assert a == b and a.exit_code == 5
         assert (await runc_box.runtime.wait_exit(cdir)).exit_code == 5      # after the fact, too
-        monkeypatch.setattr(runtime_mod, "_pidfd", lambda pid: None)        # no pidfd: poll
+        monkeypatch.setattr(runtime_mod, "pidfd_of", lambda pid: None)      # no pidfd: poll
         _, cdir, _ = await runc_box.start(["sh", "-c", "sleep 0.2; exit 6"])
+        handle = runc_box.runtime._monitors[str(cdir)]
+        if handle.pidfd is not None:                    # the one the monitor server sent along
+            os.close(handle.pidfd)
+            handle.pidfd = None
+        assert runc_box.runtime.monitor_alive(cdir)
         assert (await asyncio.wait_for(runc_box.runtime.wait_exit(cdir), 10)).exit_code == 6
     run(scenario())
 

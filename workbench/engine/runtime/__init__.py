@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine.runtime.bundle import ANNOTATION_CGROUP, ANNOTATION_STDIN, ANNOTATION_STDIN_ONCE
-from workbench.engine.runtime.launcher import MonitorLauncher
+from workbench.engine.runtime.launcher import MonitorLauncher, alive, monitor_pid, pidfd_of, read_report
 from workbench.engine.runtime.runc import (
     Runc,
     RuntimeFailure,
@@ -170,17 +170,17 @@ class Runtime:
         finally:
             os.close(write_fd)
         if monitor.pid is not None:
-            pidfd = monitor.pidfd if monitor.pidfd is not None else _pidfd(monitor.pid)
+            pidfd = monitor.pidfd if monitor.pidfd is not None else pidfd_of(monitor.pid)
             self._replace_monitor(cdir, _Monitor(monitor.proc, monitor.pid, pidfd))
         self._dirs[cid] = str(cdir)
         try:
-            line = _read_report(read_fd, START_TIMEOUT)
+            line = read_report(read_fd, START_TIMEOUT)
         finally:
             os.close(read_fd)
         if monitor.pid is None:      # delivered without a reply: the monitor has said who it is
-            info = _monitor_pid(cdir)
-            if info is not None and _alive(info[0], info[1]):
-                self._replace_monitor(cdir, _Monitor(None, info[0], _pidfd(info[0])))
+            info = monitor_pid(cdir)
+            if info is not None and alive(info[0], info[1]):
+                self._replace_monitor(cdir, _Monitor(None, info[0], pidfd_of(info[0])))
         return self._parse_report(line, cid, cdir)
 
     def close(self) -> None:
@@ -337,12 +337,12 @@ class Runtime:
             poller = select.poll()
             poller.register(handle.pidfd, select.POLLIN)
             return not poller.poll(0)
-        info = _monitor_pid(Path(container_dir))
+        info = monitor_pid(Path(container_dir))
         if info is None:
             return False
         if handle is not None and handle.pid == info[0] and handle.proc is not None:
             return handle.proc.poll() is None
-        return _alive(info[0], info[1])
+        return alive(info[0], info[1])
 
     async def wait_exit(self, container_dir: Path) -> ExitStatus:
         """Wait for the container's monitor to finish and return the exit it recorded.
@@ -374,13 +374,13 @@ class Runtime:
         handle = self._monitors.get(str(cdir))
         if handle is not None and handle.pidfd is not None:
             return os.dup(handle.pidfd)
-        info = _monitor_pid(cdir)
+        info = monitor_pid(cdir)
         if info is None:
             return None
-        fd = _pidfd(info[0])
+        fd = pidfd_of(info[0])
         if fd is None:
             return None
-        if not _alive(info[0], info[1]):          # exited, or the pid now names another process
+        if not alive(info[0], info[1]):          # exited, or the pid now names another process
             os.close(fd)
             return None
         return fd
@@ -400,7 +400,7 @@ class Runtime:
         status = self.exit_status(cdir)
         if status is not None:
             return status
-        info = _monitor_pid(cdir)
+        info = monitor_pid(cdir)
         cid = info[2] if info else cdir.name
         error = "container monitor exited without recording the exit status" if info else \
             "container was never started by this runtime"
@@ -451,13 +451,6 @@ def _check_id(cid: str) -> None:
         raise InvalidArgument(f"invalid container id: {cid!r}")
 
 
-def _pidfd(pid: int) -> int | None:
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None
-
-
 def _close_monitor(handle: _Monitor) -> None:
     if handle.proc is not None:
         handle.proc.poll()
@@ -465,40 +458,6 @@ def _close_monitor(handle: _Monitor) -> None:
         with contextlib.suppress(OSError):
             os.close(handle.pidfd)
         handle.pidfd = None
-
-
-def _read_report(fd: int, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    data = b""
-    while b"\n" not in data:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
-            break
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        data += chunk
-    return data.decode("utf-8", "replace").split("\n", 1)[0]
-
-
-def _monitor_pid(cdir: Path) -> tuple[int, str, str] | None:
-    try:
-        fields = (cdir / "monitor.pid").read_text().split()
-        return int(fields[0]), fields[1], fields[2]
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _alive(pid: int, start: str) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return False
-    return stat[19] == start and stat[0] not in ("Z", "X")
 
 
 def _tail(path: Path, size: int = 2000) -> str:

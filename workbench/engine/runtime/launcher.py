@@ -27,14 +27,16 @@ import array
 import contextlib
 import json
 import os
+import select
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LaunchedMonitor", "MonitorLauncher"]
+__all__ = ["LaunchedMonitor", "MonitorLauncher", "alive", "monitor_pid", "pidfd_of", "read_report"]
 
 REPLY_TIMEOUT = 10.0
 
@@ -163,3 +165,51 @@ class MonitorLauncher:
         for extra in fds[1:]:
             os.close(extra)
         return int(rest), (fds[0] if fds else None)
+
+
+# ---- monitor processes, as the daemon sees them ----------------------------------------------
+
+def pidfd_of(pid: int) -> int | None:
+    """A pidfd on `pid` (readable once it exits), or None where pidfds are not to be had."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def read_report(fd: int, timeout: float) -> str:
+    """The monitor's one-line start report from the sync pipe ("" on EOF or timeout)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(left * 1000):
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("utf-8", "replace").split("\n", 1)[0]
+
+
+def monitor_pid(cdir: Path) -> tuple[int, str, str] | None:
+    """(pid, start time, container id) from the monitor.pid the monitor wrote, or None."""
+    try:
+        fields = (cdir / "monitor.pid").read_text().split()
+        return int(fields[0]), fields[1], fields[2]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def alive(pid: int, start: str) -> bool:
+    """Whether `pid` runs and is the process that started at `start` (no zombie, no reused pid)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return stat[19] == start and stat[0] not in ("Z", "X")
