@@ -57,6 +57,42 @@ def test_exit_codes_exact(engine, busybox, cmd, code):
     assert st["FinishedAt"] != "0001-01-01T00:00:00Z"
 
 
+def test_many_containers_started_at_once(engine, busybox):
+    # starts race through one monitor server: each container gets its own monitor, its own exit
+    # code and its own log, and `--rm` ones are gone afterwards
+    n = 12
+    results: dict[int, tuple[str, dict]] = {}
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            cid = create(engine, ["sh", "-c", f"echo out-{i}; exit {i}"], HostConfig={"AutoRemove": i % 2 == 1})
+            waiter = threading.Thread(target=lambda: results.__setitem__(
+                i, (cid, wait(engine, cid, "removed" if i % 2 else "next-exit"))))
+            waiter.start()
+            time.sleep(0.01)                           # the wait is registered before the start
+            assert engine.api.post(f"/containers/{cid}/start").status_code == 204
+            waiter.join(60)
+            if i % 2 == 0:
+                logs = engine.api.get(f"/containers/{cid}/logs", params={"stdout": 1}).content
+                assert frames(logs) == [(1, f"out-{i}\n".encode())], logs
+        except BaseException as err:                   # reported by the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert {i: r[1]["StatusCode"] for i, r in results.items()} == {i: i for i in range(n)}
+    for i, (cid, _) in results.items():
+        status = engine.api.get(f"/containers/{cid}/json").status_code
+        assert status == (404 if i % 2 else 200), (i, status)
+        if i % 2 == 0:
+            assert engine.api.delete(f"/containers/{cid}").status_code == 204
+
+
 def test_logs_tail_timestamps_since(engine, busybox):
     cid, _ = run(engine, ["sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done"])
     tail = frames(engine.api.get(f"/containers/{cid}/logs", params={"stdout": 1, "tail": 2}).content)
