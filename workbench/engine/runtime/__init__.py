@@ -172,15 +172,21 @@ class Runtime:
         if monitor.pid is not None:
             pidfd = monitor.pidfd if monitor.pidfd is not None else pidfd_of(monitor.pid)
             self._replace_monitor(cdir, _Monitor(monitor.proc, monitor.pid, pidfd))
+        else:                        # unconfirmed: until it says who it is, go by monitor.pid
+            old = self._monitors.pop(str(cdir), None)
+            if old is not None:
+                _close_monitor(old)
         self._dirs[cid] = str(cdir)
         try:
             line = read_report(read_fd, START_TIMEOUT)
         finally:
             os.close(read_fd)
-        if monitor.pid is None:      # delivered without a reply: the monitor has said who it is
-            info = monitor_pid(cdir)
-            if info is not None and alive(info[0], info[1]):
-                self._replace_monitor(cdir, _Monitor(None, info[0], pidfd_of(info[0])))
+        if monitor.pid is None and (info := monitor_pid(cdir)) is not None:
+            pidfd = pidfd_of(info[0])            # opened first: then alive() vouches for what it names
+            if pidfd is not None and alive(info[0], info[1]):
+                self._replace_monitor(cdir, _Monitor(None, info[0], pidfd))
+            elif pidfd is not None:
+                os.close(pidfd)
         return self._parse_report(line, cid, cdir)
 
     def close(self) -> None:
@@ -293,8 +299,9 @@ class Runtime:
         Idempotent: nothing to delete is not an error."""
         key = self._dirs.get(cid)
         handle = self._monitors.get(key) if key else None
-        if handle is not None and (handle.proc is None or handle.proc.poll() is not None):
-            _close_monitor(self._monitors.pop(key))   # type: ignore[arg-type]
+        if handle is None or handle.proc is None or handle.proc.poll() is not None:
+            if handle is not None:
+                _close_monitor(self._monitors.pop(key))   # type: ignore[arg-type]
             self._dirs.pop(cid, None)
             self._cgroups.pop(cid, None)
         if not self.runc.exists(cid):

@@ -142,29 +142,33 @@ class MonitorLauncher:
     def _send(self, args: list[str], sync_fd: int) -> None:
         assert self._sock is not None
         line = json.dumps(args).encode() + b"\n"
-        self._sock.sendmsg([line], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [sync_fd]))])
+        sent = self._sock.sendmsg([line], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [sync_fd]))])
+        if sent < len(line):          # the fd went with the first byte: the rest follows as plain data
+            self._sock.sendall(line[sent:])
 
     def _reply(self) -> tuple[int, int | None]:
         assert self._sock is not None
         reply, fds = b"", array.array("i")
-        while not reply.endswith(b"\n"):
-            chunk, ancillary, _, _ = self._sock.recvmsg(256, socket.CMSG_SPACE(4))
-            for level, kind, payload in ancillary:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds.frombytes(payload[: len(payload) - len(payload) % 4])
-            if not chunk:
-                for fd in fds:
-                    os.close(fd)
-                raise OSError("the monitor server went away")
-            reply += chunk
-        kind, _, rest = reply.decode().strip().partition(" ")
-        if kind != "pid":
+        try:
+            while not reply.endswith(b"\n"):
+                chunk, ancillary, _, _ = self._sock.recvmsg(256, socket.CMSG_SPACE(4))
+                for level, kind, payload in ancillary:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                        fds.frombytes(payload[: len(payload) - len(payload) % 4])
+                if not chunk:
+                    raise OSError("the monitor server went away")
+                reply += chunk
+            kind, _, rest = reply.decode().strip().partition(" ")
+            if kind != "pid":
+                raise _Refused(rest)
+            pid = int(rest)
+        except BaseException:
             for fd in fds:
                 os.close(fd)
-            raise _Refused(rest)
+            raise
         for extra in fds[1:]:
             os.close(extra)
-        return int(rest), (fds[0] if fds else None)
+        return pid, (fds[0] if fds else None)
 
 
 # ---- monitor processes, as the daemon sees them ----------------------------------------------

@@ -43,7 +43,7 @@ PARTIAL = 16 * 1024
 DRAIN_AFTER_EXIT = 2.0
 CGROUP_ROOT = "/sys/fs/cgroup"
 _enc = _json.encode_basestring
-_sync_fd = 3
+_sync_fd = -1       # set from the `sync=` flag (3 when absent) before anything reports
 _DEFAULT_IN_CHILD = (_signal.SIGHUP, _signal.SIGINT, _signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD)
 # glibc's internal signals (SIGCANCEL 32, SIGSETXID 33) are not reachable through Python's signal
 # module, yet a parent that used posix_spawn (GNU make 4.3 does) leaves them ignored, and an ignored
@@ -444,9 +444,12 @@ def report(line):
         return
     try:
         os.write(fd, line.encode("utf-8", "replace"))
-        os.close(fd)
     except OSError:
         pass        # the caller went away: supervise regardless
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def program_name(path):

@@ -51,9 +51,12 @@ def serve():
                 try:
                     pid = os.fork()
                     if pid == 0:
-                        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [_signal.SIGCHLD])
-                        sock.detach()                # fd 0: replaced by /dev/null in become()
-                        become(args, sync)
+                        try:
+                            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [_signal.SIGCHLD])
+                            sock.detach()            # fd 0: replaced by /dev/null in become()
+                            become(args, sync)
+                        finally:
+                            os._exit(1)              # never back into the server's loop
                     try:
                         pidfd = os.pidfd_open(pid)
                     except (AttributeError, OSError):
