@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import http.client
+import os
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ class BackgroundServer:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 10.0) -> None:
+        """End the server and remove its log file."""
         if self.running:
             self.process.terminate()
             try:
@@ -42,6 +44,8 @@ class BackgroundServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout)
+        with contextlib.suppress(OSError):
+            os.unlink(self.log)
 
     def __repr__(self) -> str:
         state = "running" if self.running else f"exited {self.process.returncode}"
@@ -83,5 +87,7 @@ def serve_registry(args: Any, timeout: float = 30.0) -> BackgroundServer:
             print(f"registry serving {args.root} on http://{args.addr} (pid {proc.pid}); .stop() ends it")
             return server
         time.sleep(0.05)
+    with open(log.name) as f:
+        tail = f.read()[-500:].strip()
     server.stop()
-    raise Unavailable(f"the registry did not answer on {args.addr} within {timeout:.0f} s")
+    raise Unavailable(f"the registry did not answer on {args.addr} within {timeout:.0f} s: {tail or 'no output'}")
