@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import busybox_rootfs_tar, mounts_under, ping
+from tests.helpers import busybox_rootfs_tar, forget_engine, mounts_under, ping
 
 
 @dataclass
@@ -93,9 +93,7 @@ def _teardown(h: EngineHandle, base: Path) -> None:
         h.proc.wait(30)
     except subprocess.TimeoutExpired:
         h.proc.kill()
-    from workbench.engine.config import DaemonConfig
-    from workbench.engine.network.cleanup import remove_engine_state
-    remove_engine_state(DaemonConfig(root=h.root).tag, h.root / "run")
+    forget_engine(h.root)
     for m in sorted(mounts_under(base), key=len, reverse=True):
         subprocess.run(["umount", "-l", m], check=False)
     shutil.rmtree(base, ignore_errors=True)

@@ -29,6 +29,14 @@ def mounts_under(base: Path) -> list[str]:
     return out
 
 
+def forget_engine(root: Path) -> None:
+    """After a test's engine on `root` has stopped: remove its bridge, veths, rules and netns mounts
+    (a stopped engine keeps them for its containers), so test runs do not use up the address pools."""
+    from workbench.engine.config import DaemonConfig
+    from workbench.engine.network.cleanup import remove_engine_state
+    remove_engine_state(DaemonConfig(root=root).tag, root / "run")
+
+
 @lru_cache(maxsize=1)
 def busybox_rootfs_tar() -> bytes:
     """The rootfs tar `workbench image bootstrap busybox` imports (host's static busybox + applets)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.client.helpers import free_port, start_registry
+from tests.helpers import forget_engine
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -340,6 +341,7 @@ def test_engine_start_status_stop_on_a_second_root(wb, tmp_path):
                                                      "PORTS", "NAMES"]
     finally:
         second("engine", "stop", "--root", str(root), timeout=60)
+        forget_engine(root)
         left = _mounts_under(root)
         for mount in sorted(left, key=len, reverse=True):  # never leak a mount into the next tests
             subprocess.run(["umount", "-l", mount], check=False)

@@ -300,7 +300,7 @@ def test_pin_rewrites_from_lines_of_a_build_cell(shell, builder, engine, capsys)
 
 def test_autostart_when_nothing_answers(kernel_env, tmp_path):
     """As root with runc present, loading the extension starts a detached engine and says so in one line."""
-    from tests.helpers import mounts_under
+    from tests.helpers import forget_engine, mounts_under
     from workbench.engine.daemon import main_stop
 
     root, sock = tmp_path / "root", tmp_path / "auto.sock"
@@ -316,5 +316,6 @@ def test_autostart_when_nothing_answers(kernel_env, tmp_path):
         assert lines[-1] == "OK", out.stdout + out.stderr
     finally:
         main_stop(str(root))
+        forget_engine(root)
         for m in sorted(mounts_under(tmp_path), key=len, reverse=True):
             subprocess.run(["umount", "-l", m], check=False)

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import EngineHandle, start_daemon
 from tests.engine.build.build_support import BUSYBOX_DF, Entry, build, image_config, remove_image, saved
-from tests.helpers import mounts_under
+from tests.helpers import forget_engine, mounts_under
 
 EPOCH = 1_600_000_000
 
@@ -80,6 +80,7 @@ def second_engine(monkeypatch):
         api.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+        forget_engine(base / "root")
         for m in sorted(mounts_under(base), key=len, reverse=True):
             subprocess.run(["umount", "-l", m], check=False)
         shutil.rmtree(base, ignore_errors=True)
