@@ -9,6 +9,7 @@ fails, and 126/127 when the command cannot be run (cli `toStatusError`).
 
 from __future__ import annotations
 
+import abc
 import argparse
 import contextlib
 import os
@@ -68,14 +69,12 @@ def _pump(stdin: IO[bytes], session: Any) -> None:
         fd = None
     # A raw fd read holds no interpreter lock, so a pump still blocked when the CLI exits is harmless.
     read = (lambda n: os.read(fd, n)) if fd is not None else getattr(stdin, "read1", stdin.read)
-    try:
+    # stdin closed under us or the connection went away: either way the container's stdin ends
+    with contextlib.suppress(OSError, ValueError, WorkbenchError):
         while data := read(65536):
             session.send(data)
-    except (OSError, ValueError, WorkbenchError):
-        pass
-    finally:
-        with contextlib.suppress(OSError, WorkbenchError):
-            session.close_stdin()
+    with contextlib.suppress(OSError, WorkbenchError):
+        session.close_stdin()
 
 
 def _feed_stdin(stream: Any, stdin: IO[bytes] | None) -> None:
@@ -87,8 +86,9 @@ def _feed_stdin(stream: Any, stdin: IO[bytes] | None) -> None:
     threading.Thread(target=_pump, args=(stdin, stream), daemon=True, name="workbench-stdin").start()
 
 
-class Session:
-    """Common state: what the CLI shows while attached, and how it ended."""
+class Session(abc.ABC):
+    """Common state: what the CLI shows while attached, and how it ended. Each kind of session
+    (run, start, exec, attach) gives `__iter__`: the events to show, in order."""
 
     container_id: str | None = None
     exit_code: int | None = None
@@ -99,13 +99,14 @@ class Session:
         self.args = args
         self.stdin: IO[bytes] | None = getattr(args, "stdin", None)
 
+    @abc.abstractmethod
     def __iter__(self) -> Iterator[Notice | ProgressEvent | LogFrame]:
-        raise NotImplementedError
+        """Drive the session, yielding what the CLI or a notebook shows as it happens."""
 
     def run(self) -> int:
         """Consume the session without showing anything; return its exit code."""
         for _ in self:
-            pass
+            continue
         return self.exit_code if self.exit_code is not None else 0
 
     def _interrupt(self) -> None:

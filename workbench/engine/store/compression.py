@@ -15,6 +15,7 @@ naming it.
 
 from __future__ import annotations
 
+import abc
 import bz2
 import hashlib
 import io
@@ -170,16 +171,18 @@ class DigestingWriter:
         return "sha256:" + self._h.hexdigest()
 
 
-class _BlockCodec:
+class _BlockCodec(abc.ABC):
     """Feeds the compressor fixed-size blocks, so output depends on the bytes, not on how the
-    caller chunked its writes (isal's deflate blocks follow the input calls)."""
+    caller chunked its writes (isal's deflate blocks follow the input calls). Subclasses give
+    `_compress` (one block in, compressed bytes out)."""
 
     def __init__(self, out: _Writable) -> None:
         self._out = out
         self._pending = bytearray()
 
+    @abc.abstractmethod
     def _compress(self, block: bytes | bytearray | memoryview) -> bytes:
-        raise NotImplementedError
+        """Compress one block (the codec keeps its state between blocks)."""
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         n = len(data)
@@ -260,7 +263,7 @@ class _Plain:
         return len(data)
 
     def close(self) -> None:
-        pass
+        """Nothing to finish: uncompressed output has no trailer."""
 
 
 COMPRESSIONS: dict[str, type[GzipWriter | ZstdWriter | _Plain]] = {
@@ -319,7 +322,7 @@ class LayerWriter:
         return self._tar_size
 
     def flush(self) -> None:
-        pass
+        """Nothing is buffered here: compressed blocks go to `out` as they fill (see `close`)."""
 
     def close(self) -> LayerInfo:
         """Finish the compressed stream and return the digests; idempotent."""
