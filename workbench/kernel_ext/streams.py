@@ -112,15 +112,20 @@ def follow_frames(stream: Any) -> None:
                 writer.write(item)
 
 
-def transfer(stream: Any, verb: str, reference: str, *, quiet: bool = False) -> str:
-    """Show a pull or push with per-layer progress; return the digest the engine reported."""
-    tracker = TransferTracker(_transfer_view(quiet), verb, reference)
+def _drive(stream: Any, tracker: Any) -> None:
+    """Feed every event of `stream` to `tracker`, with a heartbeat whenever the stream is idle."""
     with stream:
         for item in pump(stream):
             if item is IDLE:
                 tracker.heartbeat()
             else:
                 tracker.feed(item)
+
+
+def transfer(stream: Any, verb: str, reference: str, *, quiet: bool = False) -> str:
+    """Show a pull or push with per-layer progress; return the digest the engine reported."""
+    tracker = TransferTracker(_transfer_view(quiet), verb, reference)
+    _drive(stream, tracker)
     tracker.finish()
     return tracker.digest
 
@@ -212,12 +217,7 @@ def build(stream: Any, dockerfile: str, title: str, *, quiet: bool = False) -> t
         view = BuildProgress(title)
     tracker = BuildTracker(view)
     try:
-        with stream:
-            for item in pump(stream):
-                if item is IDLE:
-                    tracker.heartbeat()
-                else:
-                    tracker.feed(item)
+        _drive(stream, tracker)
     except BuildError as err:
         tracker.flush()
         line = failing_line(err, tracker, dockerfile)

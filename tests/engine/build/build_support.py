@@ -219,6 +219,14 @@ def remove_image(engine: Any, ref: str) -> None:
     engine.api.delete(f"/images/{ref}", params={"force": 1})
 
 
+def make(engine: Any, images: list[str], dockerfile: str, files: dict[str, bytes | str | Entry] | None = None,
+         **params: Any) -> str:
+    """Build, check, and note the image in `images` (the `images` fixture removes them after the test)."""
+    image = build(engine, files, dockerfile=dockerfile, **params).check()
+    images.append(image)
+    return image
+
+
 def leftovers(engine: Any) -> list[str]:
     """Build directories and mounts a finished build should not leave behind."""
     tmp = Path(engine.root) / "tmp"

@@ -13,21 +13,7 @@ import threading
 import pytest
 
 from tests.engine.build.build_support import (
-    BUSYBOX_DF, Entry, build, filesystem, remove_image, run_logs, saved)
-
-
-@pytest.fixture
-def images(engine):
-    made: list[str] = []
-    yield made
-    for ref in made:
-        remove_image(engine, ref)
-
-
-def make(engine, images, dockerfile, files=None, **params):
-    image = build(engine, files, dockerfile=dockerfile, **params).check()
-    images.append(image)
-    return image
+    BUSYBOX_DF, Entry, build, filesystem, make, remove_image, run_logs, saved)
 
 
 def sh(engine, image, script):

@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 
 from tests.engine.build.build_support import (
-    BUSYBOX_DF, build, filesystem, image_config, remove_image, run_logs, saved)
-
-
-@pytest.fixture
-def images(engine):
-    made: list[str] = []
-    yield made
-    for ref in made:
-        remove_image(engine, ref)
-
-
-def make(engine, images, dockerfile, files=None, **params):
-    image = build(engine, files, dockerfile=dockerfile, **params).check()
-    images.append(image)
-    return image
+    BUSYBOX_DF, build, filesystem, image_config, make, run_logs, saved)
 
 
 def test_env_label_expose_volume_stopsignal_healthcheck_cmd_entrypoint(engine, busybox, images):

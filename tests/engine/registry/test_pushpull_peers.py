@@ -33,7 +33,7 @@ from test_pushpull_helpers import (
     tag,
 )
 
-from workbench.engine.registry.auth import Htpasswd, TokenAuth, make_htpasswd_line
+from workbench.engine.registry.auth import Htpasswd, TokenAuth
 from workbench.oci.image import go_arch
 
 pytestmark = pytest.mark.usefixtures("busybox")
@@ -42,13 +42,6 @@ DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 
 def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def htpasswd(tmp_path: Path) -> Path:
-    path = tmp_path / "htpasswd"
-    path.write_text(make_htpasswd_line("alice", "s3cret", rounds=4) + "\n")
-    return path
 
 
 @pytest.fixture

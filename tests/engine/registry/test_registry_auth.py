@@ -16,13 +16,6 @@ R = "secure/app"
 
 
 @pytest.fixture
-def htpasswd(tmp_path: Path) -> Path:
-    path = tmp_path / "htpasswd"
-    path.write_text(make_htpasswd_line("alice", "s3cret", rounds=4) + "\n")
-    return path
-
-
-@pytest.fixture
 def basic_registry(tmp_path: Path, htpasswd: Path) -> Iterator[Registry]:
     yield from make_registry(tmp_path, auth=HtpasswdAuth(htpasswd))
 
