@@ -34,6 +34,7 @@ from urllib.parse import quote, urljoin
 
 import httpx
 
+from workbench.engine.registry.download import BlobRequest, direct
 from workbench.engine.registry.transport import base_url, is_loopback, large_read_transport
 from workbench.errors import WorkbenchError
 from workbench.oci import mediatypes as mt
@@ -94,7 +95,7 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), params
 
 
-def error_text(response: httpx.Response, body: bytes | None = None) -> tuple[str, str]:
+def error_text(status: int, reason: str, body: bytes | None = None) -> tuple[str, str]:
     """(Docker-style message, first error code) from a registry error reply."""
     raw = body if body is not None else b""
     try:
@@ -110,15 +111,22 @@ def error_text(response: httpx.Response, body: bytes | None = None) -> tuple[str
             return (f"{words}: {message}" if words and message else words or message), code
         if isinstance(doc.get("details"), str):  # token servers
             return doc["details"], ""
-    phrase = response.reason_phrase or ""
     text = raw.decode("utf-8", "replace").strip()[:200]
-    if response.status_code == 401:
+    if status == 401:
         return "unauthorized: " + (text or "authentication required"), "UNAUTHORIZED"
-    return f"{response.status_code} {phrase}".strip() + (f": {text}" if text else ""), ""
+    return f"{status} {reason or ''}".strip() + (f": {text}" if text else ""), ""
 
 
-def _status_for(remote: int) -> int:
-    return remote if remote in (401, 403, 404) else 500
+def request_error(method: str, url: str, status: int, reason: str, body: bytes, *,
+                  prefix: bool = True) -> RegistryRequestError:
+    """The error for a registry's error reply, as Docker words it (401, 403, 404 keep their status)."""
+    text, code = error_text(status, reason, body if method != "HEAD" else b"")
+    if method == "HEAD" and status == 404:
+        text, code = "not found", "NOT_FOUND"
+    if prefix:
+        text = f'{method.title()} "{url}": {text}'
+    return RegistryRequestError(text, status=status if status in (401, 403, 404) else 500,
+                                remote_status=status, code=code)
 
 
 class _Auth:
@@ -155,6 +163,7 @@ class RegistryClient:
                  http: httpx.AsyncClient | None = None) -> None:
         self.domain = domain
         self.url = base_url(domain, insecure)
+        self.timeout = timeout
         self._auth = _Auth(credentials, scopes)
         self._own_http = http is None
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
@@ -198,12 +207,17 @@ class RegistryClient:
                 return response
             await response.aread()
             await response.aclose()
-            async with self._auth.lock:        # concurrent requests share one token fetch
-                if self._auth.header == sent and not await self._authenticate(method, str(request.url),
-                                                                               challenge):
-                    return response
+            if not await self.answer_challenge(method, str(request.url), challenge, sent):
+                return response
         assert response is not None
         return response
+
+    async def answer_challenge(self, method: str, url: str, challenge: str, sent: str | None) -> bool:
+        """Authenticate for a 401's `challenge` to a request sent with Authorization `sent`; False
+        when nothing would change (so sending again is pointless). Concurrent requests share one
+        token fetch: a request that raced one which already answered just sends again."""
+        async with self._auth.lock:
+            return self._auth.header != sent or await self._authenticate(method, url, challenge)
 
     async def _authenticate(self, method: str, url: str, challenge: str) -> bool:
         """Set the Authorization header for the challenge; False when nothing would change."""
@@ -250,7 +264,7 @@ class RegistryClient:
         except httpx.TransportError as err:
             raise RegistryRequestError(f'Get "{realm}": {_transport_text(err)}') from err
         if reply.status_code != 200:
-            text, code = error_text(reply, reply.content)
+            text, code = error_text(reply.status_code, reply.reason_phrase, reply.content)
             if reply.status_code in (401, 403) and not text.startswith("unauthorized"):
                 text = "unauthorized: " + text
             raise RegistryRequestError(f'Get "{reply.request.url}": {text}', status=401,
@@ -272,13 +286,8 @@ class RegistryClient:
             return
         body = await response.aread()
         await response.aclose()
-        text, code = error_text(response, body if method != "HEAD" else b"")
-        if method == "HEAD" and response.status_code == 404:
-            text, code = "not found", "NOT_FOUND"
-        if prefix:
-            text = f'{method.title()} "{response.request.url}": {text}'
-        raise RegistryRequestError(text, status=_status_for(response.status_code),
-                                   remote_status=response.status_code, code=code)
+        raise request_error(method, str(response.request.url), response.status_code, response.reason_phrase,
+                            body, prefix=prefix)
 
     # -- the API ---------------------------------------------------------------------------
     async def ping(self) -> None:
@@ -327,6 +336,14 @@ class RegistryClient:
             yield response
         finally:
             await response.aclose()
+
+    def blob_request(self, repo: str, digest: str) -> BlobRequest | None:
+        """The blob GET for a worker thread to make (`download.BlobBody`), with the Authorization
+        the client holds now; None when a proxy applies (then use `blob`, over httpx)."""
+        url = self._abs(f"/v2/{repo}/blobs/{digest}")
+        if not direct(url):
+            return None
+        return BlobRequest(url, {"Authorization": self._auth.header} if self._auth.header else {}, self.timeout)
 
     async def fetch_blob(self, repo: str, digest: str, limit: int = 64 << 20) -> bytes:
         """A small blob (a config) in memory, verified against its digest."""

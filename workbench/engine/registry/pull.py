@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.engine.registry.client import Manifest, RegistryClient, RegistryRequestError
+from workbench.engine.registry.download import BlobBody, Challenge, SizeMismatch
 from workbench.engine.registry.progress import ChunkPipe, EventSink, Meter, Progress, fail_shared, short_id
 from workbench.engine.services.image_io import LayerInfo
 from workbench.engine.store.compression import DECOMPRESS_ERRORS, open_decompressed
@@ -253,10 +254,61 @@ class _LayerPull:
         """Download one blob into the content store, verified, and unpack it on the way (unless its
         snapshot exists): the unpacked layer is committed by `_layer` once its parent is."""
         layer = self.job.layers[i]
-        sid = short_id(layer.digest)
-        pipe = ChunkPipe()
         kwargs = {"blob_digest": layer.digest, "media_type": layer.media_type, "diff_id": layer.diff_id,
                   "unpack": not self.p.snapshots.exists(self.chains[i])}
+        try:
+            result = await self._fetch_and_ingest(layer, kwargs)
+        except DigestMismatch as err:
+            raise InvalidArgument(f"filesystem layer verification failed for digest {layer.digest}") from err
+        except SizeMismatch as err:
+            raise InvalidArgument(f"filesystem layer verification failed for digest {layer.digest}: "
+                                  f"{err.message}") from err
+        except InvalidArgument as err:
+            raise InvalidArgument(f"failed to register layer {short_id(layer.digest)}: {err.message}") from err
+        except (*DECOMPRESS_ERRORS, gzip.BadGzipFile) as err:
+            raise InvalidArgument(f"failed to register layer {short_id(layer.digest)}: {err}") from err
+        self.sink.layer("Download complete", short_id(layer.digest))
+        return result
+
+    async def _fetch_and_ingest(self, layer: BlobRef, kwargs: dict[str, Any]) -> tuple[Any, UnpackedLayer | None]:
+        """The worker thread GETs the blob itself (`download.BlobBody`); through a proxy the event
+        loop reads it with httpx and pipes it over (`_piped`). A 401 challenge is answered here,
+        on the loop, and the GET made once more."""
+        client, path = self.job.client, self.job.ref.path
+        for attempt in (0, 1):
+            request = client.blob_request(path, layer.digest)
+            if request is None:
+                return await self._piped(layer, kwargs)
+            body = BlobBody(request, size=layer.size, progress=self._progress_of(layer))
+            work = self.loop.run_in_executor(self.p.pool, _ingest_body, self.p.layers, body, kwargs)
+            try:
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:   # another layer failed, or the client left
+                body.abort()
+                work.add_done_callback(self._discard_when_done)
+                raise
+            except Challenge as challenge:
+                if attempt or not await client.answer_challenge("GET", challenge.url, challenge.header,
+                                                                challenge.sent):
+                    raise RegistryRequestError(challenge.message, status=401, remote_status=401,
+                                               code="UNAUTHORIZED") from challenge
+        raise AssertionError("unreachable")
+
+    def _progress_of(self, layer: BlobRef) -> Any:
+        sid = short_id(layer.digest)
+        meter = Meter(self.sink.emit_threadsafe, "Downloading", sid, layer.size)
+
+        def progress(count: int, done: bool) -> None:    # in the worker thread
+            meter.update(count)
+            if done:
+                meter.finish()
+                self.sink.emit_threadsafe(Progress("Verifying Checksum", sid, layer=True))
+        return progress
+
+    async def _piped(self, layer: BlobRef, kwargs: dict[str, Any]) -> tuple[Any, UnpackedLayer | None]:
+        """The blob read with httpx on the loop and piped to the ingesting thread (`ChunkPipe`)."""
+        sid = short_id(layer.digest)
+        pipe = ChunkPipe()
         work = self.loop.run_in_executor(self.p.pool, _ingest, self.p.layers, pipe, kwargs)
         meter = Meter(self.sink.emit, "Downloading", sid, layer.size)
         try:
@@ -265,13 +317,11 @@ class _LayerPull:
                 async for chunk in response.aiter_raw():
                     got += len(chunk)
                     if layer.size and got > layer.size:
-                        raise InvalidArgument(f"filesystem layer verification failed for digest "
-                                              f"{layer.digest}: more than {layer.size} bytes")
+                        raise SizeMismatch(f"more than {layer.size} bytes")
                     await pipe.put(chunk)
                     meter.update(got)
             if layer.size and got != layer.size:
-                raise InvalidArgument(f"filesystem layer verification failed for digest {layer.digest}: "
-                                      f"got {got} of {layer.size} bytes")
+                raise SizeMismatch(f"got {got} of {layer.size} bytes")
             pipe.finish()
         except BaseException as err:
             pipe.finish(err if isinstance(err, Exception) else WorkbenchError("pull cancelled"))
@@ -282,18 +332,10 @@ class _LayerPull:
         meter.finish()
         self.sink.layer("Verifying Checksum", sid)
         try:
-            info, unpacked = await asyncio.shield(work)
+            return await asyncio.shield(work)
         except asyncio.CancelledError:    # another layer failed: drop this one's unpacked copy
             work.add_done_callback(self._discard_when_done)
             raise
-        except DigestMismatch as err:
-            raise InvalidArgument(f"filesystem layer verification failed for digest {layer.digest}") from err
-        except InvalidArgument as err:
-            raise InvalidArgument(f"failed to register layer {short_id(layer.digest)}: {err.message}") from err
-        except (*DECOMPRESS_ERRORS, gzip.BadGzipFile) as err:
-            raise InvalidArgument(f"failed to register layer {short_id(layer.digest)}: {err}") from err
-        self.sink.layer("Download complete", sid)
-        return info, unpacked
 
     async def _extract(self, i: int, sid: str | None) -> Any:
         """Unpack a stored blob as snapshot `chains[i]` (verifying its diff ID) and record the layer."""
@@ -323,6 +365,12 @@ class _LayerPull:
             return info
 
         return await self.loop.run_in_executor(self.p.pool, work)
+
+
+def _ingest_body(layers: Any, body: BlobBody, kwargs: dict[str, Any]) -> Any:
+    with body:
+        body.open()
+        return layers.ingest_unpacked(body, **kwargs)
 
 
 def _ingest(layers: Any, pipe: ChunkPipe, kwargs: dict[str, Any]) -> Any:

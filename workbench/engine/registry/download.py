@@ -1,0 +1,223 @@
+"""Blob downloads for the pull's worker threads: one blocking GET over http.client per layer.
+
+A pull moves hundreds of megabytes through its blob GETs. Read through httpx on the event loop,
+every read costs h11 parsing and event-loop hops on the one thread that holds the GIL: 4 blobs of
+29 MB over loopback, only hashed, took 0.23 s of CPU (and as long in wall time) that way, and
+0.11 s of CPU in 0.08 s with http.client in four threads, whose reads release the GIL and go
+straight from the socket into the returned bytes. So the worker thread that stores and unpacks a
+layer also makes its GET (`BlobBody`), and the event loop only hears about progress.
+
+Auth stays with the async `RegistryClient`: `RegistryClient.blob_request` hands over the URL and the
+Authorization header it holds (set by the manifest and config fetches before any layer moves). A
+401 with a challenge comes back as `Challenge` before any byte is read, for the client to answer
+on the event loop; the GET is then made once more. Redirects (to blob storage) are followed, with
+Authorization sent only to the registry's own origin, as Go's client (so docker) does. When a
+proxy from the environment applies (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY, which httpx honours)
+`direct` is False and the pull reads the blob through httpx instead.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import socket
+import threading
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+from workbench.engine.registry.transport import ssl_context
+from workbench.errors import InvalidArgument, WorkbenchError
+
+__all__ = ["BlobBody", "BlobRequest", "Challenge", "SizeMismatch", "direct"]
+
+REDIRECTS = 10
+READ_SIZE = 1 << 20
+ERROR_BODY = 64 << 10
+_REDIRECT = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRequest:
+    """A blob GET as the registry client would send it: absolute URL and headers."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 300.0
+
+
+class Challenge(WorkbenchError):
+    """The registry answered 401 with `WWW-Authenticate`: nothing was read yet, so the request can
+    be made again once the client has answered the challenge (`header`) it sent `sent` to."""
+
+    def __init__(self, url: str, header: str, sent: str | None, message: str) -> None:
+        super().__init__(message, status=401)
+        self.url, self.header, self.sent = url, header, sent
+
+
+class SizeMismatch(InvalidArgument):
+    """The body was longer, or ended shorter, than the descriptor's size."""
+
+
+def direct(url: str) -> bool:
+    """Whether `url` is reached without a proxy from the environment (what httpx would use)."""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return True
+    return bool(urllib.request.proxy_bypass_environment(parts.netloc, proxies))
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
+
+
+def _connect(url: str, timeout: float) -> http.client.HTTPConnection:
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout,
+                                           context=ssl_context())
+    if parts.scheme == "http":
+        return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
+    raise WorkbenchError(f'Get "{url}": unsupported protocol scheme "{parts.scheme}"')
+
+
+def _target(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+class BlobBody(io.RawIOBase):
+    """The body of one blob GET, read like a file by the thread that opened it.
+
+    Args:
+        request: URL and headers (`RegistryClient.blob_request`).
+        size: the descriptor's size; more bytes, or fewer at the end, is an InvalidArgument. 0: unknown.
+        progress: called from the reading thread with the byte count after every read, and with
+            `done=True` once at the end of the body.
+    `abort()` (from any thread) makes the reader's next or current read raise "pull cancelled".
+    """
+
+    def __init__(self, request: BlobRequest, *, size: int = 0,
+                 progress: Callable[[int, bool], None] | None = None) -> None:
+        super().__init__()
+        self.request, self.size, self.count = request, size, 0
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._conn: http.client.HTTPConnection | None = None
+        self._response: http.client.HTTPResponse | None = None
+        self._url = request.url
+        self._aborted = self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def open(self) -> None:
+        """Send the GET, following redirects; raise the registry's error for anything but 200."""
+        from workbench.engine.registry.client import request_error
+        url, headers = self.request.url, dict(self.request.headers)
+        origin = _origin(url)
+        for _ in range(REDIRECTS + 1):
+            self._url = url
+            response = self._send(url, headers)
+            location = response.getheader("Location")
+            if response.status in _REDIRECT and location:
+                self._drain_and_close(response)
+                url = urljoin(url, location)
+                if _origin(url) != origin:
+                    headers.pop("Authorization", None)
+                continue
+            if response.status == 200:
+                self._response = response
+                return
+            body = b"" if response.status == 401 else response.read(ERROR_BODY)
+            self._close()
+            err = request_error("GET", url, response.status, response.reason, body)
+            challenge = response.getheader("WWW-Authenticate")
+            if response.status == 401 and challenge:
+                raise Challenge(url, challenge, headers.get("Authorization"), err.message)
+            if response.status < 400:
+                raise WorkbenchError(f'Get "{url}": unexpected status {response.status} {response.reason}')
+            raise err
+        raise WorkbenchError(f'Get "{url}": stopped after {REDIRECTS} redirects')
+
+    def _send(self, url: str, headers: dict[str, str]) -> http.client.HTTPResponse:
+        conn = _connect(url, self.request.timeout)
+        with self._lock:
+            if self._aborted:
+                raise WorkbenchError("pull cancelled")
+            self._conn = conn
+        try:
+            conn.request("GET", _target(url), headers=headers)
+            return conn.getresponse()
+        except (OSError, http.client.HTTPException) as err:
+            self._close()
+            raise self._failure(err) from err
+
+    def _failure(self, err: BaseException) -> WorkbenchError:
+        if self._aborted:
+            return WorkbenchError("pull cancelled")
+        from workbench.engine.registry.client import RegistryRequestError
+        text = str(err) or type(err).__name__
+        if isinstance(err, http.client.IncompleteRead):
+            text = f"unexpected EOF after {self.count} bytes"
+        return RegistryRequestError(f'Get "{self._url}": {text}')
+
+    def _drain_and_close(self, response: http.client.HTTPResponse) -> None:
+        try:
+            response.read(ERROR_BODY)
+        except (OSError, http.client.HTTPException):
+            pass
+        self._close()
+
+    def read(self, n: int = -1) -> bytes:
+        if self._response is None:
+            raise WorkbenchError("blob body read before open()")
+        if self._aborted:
+            raise WorkbenchError("pull cancelled")
+        try:
+            data = self._response.read(n if n and n > 0 else READ_SIZE)
+        except (OSError, http.client.HTTPException) as err:
+            raise self._failure(err) from err
+        self.count += len(data)
+        if self.size and self.count > self.size:
+            raise SizeMismatch(f"more than {self.size} bytes")
+        if not data:
+            if self.size and self.count != self.size:
+                raise SizeMismatch(f"got {self.count} of {self.size} bytes")
+            if self._ended:
+                return data
+            self._ended = True
+        if self._progress is not None:
+            self._progress(self.count, not data)
+        return data
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def abort(self) -> None:
+        """Stop the download: a read blocked on the socket returns at once and raises."""
+        with self._lock:
+            self._aborted = True
+            conn = self._conn
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        self._response = None
+        self._close()
+        super().close()
