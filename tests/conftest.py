@@ -7,6 +7,7 @@ the socket, `engine.client()` a workbench.client.Client.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,11 +49,12 @@ class EngineHandle:
         self.proc = start_daemon(self.root, self.sock, self.log)
 
 
-def start_daemon(root: Path, sock: Path, log: Path, extra_args: list[str] = ()) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def start_daemon(root: Path, sock: Path, log: Path, extra_args: list[str] = (),
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     with open(log, "ab") as lf:
         proc = subprocess.Popen([sys.executable, "-m", "workbench.engine.daemon", "--root", str(root),
-                                 "--host", f"unix://{sock}", *extra_args], stdout=lf, stderr=lf, env=env,
+                                 "--host", f"unix://{sock}", *extra_args], stdout=lf, stderr=lf, env=full_env,
                                 start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -64,21 +67,31 @@ def start_daemon(root: Path, sock: Path, log: Path, extra_args: list[str] = ()) 
     raise RuntimeError(f"daemon did not answer:\n{log.read_text()[-4000:]}")
 
 
-@pytest.fixture(scope="session")
-def engine() -> EngineHandle:
+@contextlib.contextmanager
+def own_engine(prefix: str = "wbt-", env: dict[str, str] | None = None,
+               args: list[str] = ()) -> Iterator[EngineHandle]:
+    """A daemon on a temporary root of its own (with `env` added to its environment and `args` to
+    its command line), torn down afterwards: containers removed, daemon stopped, bridge and mounts
+    gone."""
     if os.geteuid() != 0:
         pytest.fail("the engine tests need root (namespaces, overlay mounts, cgroups)")
     if shutil.which("runc") is None:
         pytest.fail("runc is required: apt-get install runc (make setup does it)")
-    base = Path(tempfile.mkdtemp(prefix="wbt-", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     root, sock, log = base / "root", base / "engine.sock", base / "engine.log"
-    proc = start_daemon(root, sock, log)
+    proc = start_daemon(root, sock, log, list(args), env=env)
     api = httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://docker", timeout=60)
     handle = EngineHandle(root, sock, proc, api, log)
     try:
         yield handle
     finally:
         _teardown(handle, base)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[EngineHandle]:
+    with own_engine() as handle:
+        yield handle
 
 
 def _teardown(h: EngineHandle, base: Path) -> None:

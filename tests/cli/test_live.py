@@ -334,11 +334,17 @@ def test_engine_start_status_stop_on_a_second_root(wb, tmp_path):
     """`engine start --detach` on its own root and socket, then `status`, a request, and `stop`."""
     root, sock = tmp_path / "root2", f"unix://{tmp_path}/second.sock"
     second = WB(sock, tmp_path / "cfg2")
-    second("engine", "start", "--root", str(root), "--host", sock, "--detach", timeout=60)
+    second("engine", "start", "--root", str(root), "--host", sock, "--detach",
+           "--insecure-registry", "10.99.0.0/16", "--insecure-registry", "reg.internal:5000", timeout=60)
     try:
         assert second("engine", "status", "--root", str(root)).returncode == 0
         assert second("ps", "-a").stdout.split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS",
                                                      "PORTS", "NAMES"]
+        # the daemon got the insecure registries (and /info lists them as dockerd does)
+        info = json.loads(second("info", "--format", "{{json .RegistryConfig}}").stdout)
+        assert info["InsecureRegistryCIDRs"] == ["::1/128", "127.0.0.0/8", "10.99.0.0/16"]
+        assert info["IndexConfigs"]["reg.internal:5000"]["Secure"] is False
+        assert info["IndexConfigs"]["docker.io"]["Official"] is True
     finally:
         second("engine", "stop", "--root", str(root), timeout=60)
         forget_engine(root)

@@ -479,7 +479,7 @@ def engine_start(client: Client, args: Args) -> int:
     from workbench.engine.daemon import main_start
 
     hosts = args.listen or [args.host or os.environ.get("WORKBENCH_HOST") or client.host.url]
-    return main_start(args.root, hosts, args.registry, args.detach)
+    return main_start(args.root, hosts, args.registry, args.detach, insecure=args.insecure_registry)
 
 
 def engine_stop(client: Client, args: Args) -> int:

@@ -350,6 +350,8 @@ def engine_verbs(sub: _Sub) -> None:
     p.add_argument("--host", action="append", default=[], dest="listen",
                    help="Address to listen on (unix:///PATH, tcp://HOST:PORT); repeatable")
     p.add_argument("--registry", metavar="HOST:PORT", help="Also serve a registry on this address")
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]|CIDR",
+                   dest="insecure_registry", help="Registry to reach over plain HTTP (besides loopback); repeatable")
     p.add_argument("--detach", "-d", action="store_true", help="Daemonise (pidfile and log file under root)")
     p = verb(sub, "stop", "engine_stop", "Stop the engine daemon of a root")
     p.add_argument("--root", default="/var/lib/workbench", help="Root of persistent state")

@@ -240,14 +240,15 @@ def _ping(path: str, timeout: float = 1.0) -> bool:
 
 # CLI entry points ---------------------------------------------------------------------------------
 def _config(root: str | None, hosts: list[str] | None, registry: str | None = None,
-            runtime: str | None = None) -> DaemonConfig:
+            runtime: str | None = None, insecure: list[str] | None = None) -> DaemonConfig:
     return DaemonConfig(root=Path(root or DEFAULT_ROOT), hosts=tuple(hosts or [DEFAULT_HOST]),
-                        registry_addr=registry, runtime=runtime or os.environ.get("WORKBENCH_RUNTIME") or None)
+                        registry_addr=registry, runtime=runtime or os.environ.get("WORKBENCH_RUNTIME") or None,
+                        insecure_registries=tuple(insecure or ()))
 
 
 def main_start(root: str | None = None, hosts: list[str] | None = None, registry: str | None = None,
-               detach: bool = False, runtime: str | None = None) -> int:
-    config = _config(root, hosts, registry, runtime)
+               detach: bool = False, runtime: str | None = None, insecure: list[str] | None = None) -> int:
+    config = _config(root, hosts, registry, runtime, insecure)
     if detach:
         return _start_detached(config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -268,6 +269,8 @@ def _start_detached(config: DaemonConfig) -> int:
         argv += ["--registry", config.registry_addr]
     if config.runtime:
         argv += ["--runtime", config.runtime]
+    for entry in config.insecure_registries:
+        argv += ["--insecure-registry", entry]
     with open(config.logfile, "ab") as logf:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                 start_new_session=True, close_fds=True)
@@ -357,8 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", action="append")
     p.add_argument("--registry")
     p.add_argument("--runtime", help="runc or crun (default: $WORKBENCH_RUNTIME, else runc)")
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]|CIDR",
+                   help="a registry to reach over plain HTTP (besides loopback); repeatable")
     a = p.parse_args(argv)
-    return main_start(a.root, a.host, a.registry, detach=False, runtime=a.runtime)
+    return main_start(a.root, a.host, a.registry, detach=False, runtime=a.runtime, insecure=a.insecure_registry)
 
 
 if __name__ == "__main__":

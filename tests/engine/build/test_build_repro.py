@@ -4,19 +4,12 @@ same root (nocache, images removed in between) and on two daemons with different
 from __future__ import annotations
 
 import io
-import shutil
-import signal
-import subprocess
 import tarfile
-import tempfile
-from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import EngineHandle, start_daemon
+from tests.conftest import own_engine
 from tests.engine.build.build_support import BUSYBOX_DF, Entry, build, image_config, remove_image, saved
-from tests.helpers import forget_engine, mounts_under
 
 EPOCH = 1_600_000_000
 
@@ -65,25 +58,10 @@ def test_two_clean_builds_on_one_root_are_identical(engine, busybox):
 
 
 @pytest.fixture
-def second_engine(monkeypatch):
+def second_engine():
     """Another daemon on its own root, with SOURCE_DATE_EPOCH in its environment."""
-    base = Path(tempfile.mkdtemp(prefix="wbt2-", dir="/tmp"))
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
-    proc = start_daemon(base / "root", base / "engine.sock", base / "engine.log")
-    monkeypatch.delenv("SOURCE_DATE_EPOCH")
-    api = httpx.Client(transport=httpx.HTTPTransport(uds=str(base / "engine.sock")), base_url="http://docker",
-                       timeout=60)
-    handle = EngineHandle(base / "root", base / "engine.sock", proc, api, base / "engine.log")
-    try:
+    with own_engine("wbt2-", {"SOURCE_DATE_EPOCH": str(EPOCH)}) as handle:
         yield handle
-    finally:
-        api.close()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        forget_engine(base / "root")
-        for m in sorted(mounts_under(base), key=len, reverse=True):
-            subprocess.run(["umount", "-l", m], check=False)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_two_roots_give_byte_identical_images(engine, second_engine):

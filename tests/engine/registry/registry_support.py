@@ -43,15 +43,15 @@ def digest_of(data: bytes, algo: str = "sha256") -> str:
 
 
 class Served:
-    """An aiohttp app served on 127.0.0.1:<ephemeral> from a background thread."""
+    """An aiohttp app served on 127.0.0.1 (or `host`):<ephemeral> from a background thread."""
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, host: str = "127.0.0.1") -> None:
         self.loop = asyncio.new_event_loop()
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, 0))
         self.sock.listen(256)
         self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.runner = web.AppRunner(app, access_log=None)
         self.loop.run_until_complete(self.runner.setup())
         self.loop.run_until_complete(web.SockSite(self.runner, self.sock).start())

@@ -35,7 +35,7 @@ from urllib.parse import quote, urljoin
 import httpx
 
 from workbench.engine.registry.download import BlobRequest, direct
-from workbench.engine.registry.transport import base_url, is_loopback, large_read_transport
+from workbench.engine.registry.transport import base_url, is_loopback, ssl_context
 from workbench.errors import WorkbenchError
 from workbench.oci import mediatypes as mt
 from workbench.oci.digest import Digest, DigestMismatch
@@ -167,9 +167,10 @@ class RegistryClient:
         self._auth = _Auth(credentials, scopes)
         self._own_http = http is None
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+        # HTTP(S)_PROXY, ALL_PROXY and NO_PROXY apply as they do to dockerd: never to loopback
         self._http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=30.0), follow_redirects=True, trust_env=True,
-            limits=limits, transport=large_read_transport(limits))
+            timeout=httpx.Timeout(timeout, connect=30.0), follow_redirects=True,
+            trust_env=not is_loopback(domain), limits=limits, verify=ssl_context())
 
     async def __aenter__(self) -> RegistryClient:
         return self

@@ -13,7 +13,8 @@ Authorization header it holds (set by the manifest and config fetches before any
 on the event loop; the GET is then made once more. Redirects (to blob storage) are followed, with
 Authorization sent only to the registry's own origin, as Go's client (so docker) does. When a
 proxy from the environment applies (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY, which httpx honours)
-`direct` is False and the pull reads the blob through httpx instead.
+`direct` is False and the pull reads the blob through httpx instead (loopback registries are never
+proxied, as with dockerd).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
-from workbench.engine.registry.transport import ssl_context
+from workbench.engine.registry.transport import is_loopback, ssl_context
 from workbench.errors import InvalidArgument, WorkbenchError
 
 __all__ = ["BlobBody", "BlobRequest", "Challenge", "SizeMismatch", "direct"]
@@ -61,8 +62,11 @@ class SizeMismatch(InvalidArgument):
 
 
 def direct(url: str) -> bool:
-    """Whether `url` is reached without a proxy from the environment (what httpx would use)."""
+    """Whether `url` is reached without a proxy from the environment: loopback always is (as in
+    Go's ProxyFromEnvironment, so dockerd), anything else unless NO_PROXY names it."""
     parts = urlsplit(url)
+    if is_loopback(parts.netloc):
+        return True
     proxies = urllib.request.getproxies_environment()
     if not (proxies.get(parts.scheme) or proxies.get("all")):
         return True

@@ -1,4 +1,4 @@
-"""How the registry client reaches a registry: which URL, and an httpx transport for big blobs.
+"""How the registry client reaches a registry: which URL, and the one TLS context.
 
 Plain HTTP is allowed only for loopback registries (127.0.0.0/8, ::1, localhost) and for the
 ones the daemon is configured to treat as insecure; Docker Hub (`docker.io`) is
@@ -8,20 +8,18 @@ ones the daemon is configured to treat as insecure; Docker Hub (`docker.io`) is
 from __future__ import annotations
 
 import functools
+import importlib
 import ipaddress
 import ssl
 import threading
 from collections.abc import Iterable
-from typing import Any
 
-import httpcore
 import httpx
 
-__all__ = ["READ_SIZE", "base_url", "is_loopback", "large_read_transport", "ssl_context", "warm_up"]
+__all__ = ["base_url", "is_loopback", "ssl_context", "warm_up"]
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
-READ_SIZE = 256 << 10
 
 
 def is_loopback(host: str) -> bool:
@@ -62,50 +60,6 @@ def base_url(domain: str, insecure: Iterable[str] = ()) -> str:
     return f"{scheme}://{domain}"
 
 
-class _LargeReadStream(httpcore.AsyncNetworkStream):
-    """A network stream that reads up to READ_SIZE at a time whatever httpcore asks for."""
-
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
-        self._inner = inner
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max(max_bytes, READ_SIZE), timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
-                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
-        return _LargeReadStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _LargeReads(httpcore.AsyncNetworkBackend):
-    """httpcore reads a response 64 KiB at a time, and every read costs the event loop the same
-    fixed Python overhead (h11 events, anyio checkpoints). Blobs are megabytes: reading 256 KiB at
-    a time halves the CPU a download takes (h11 accepts any amount of data per read)."""
-
-    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
-        self._inner = inner
-
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
-        return _LargeReadStream(await self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
-
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
-        return _LargeReadStream(await self._inner.connect_unix_socket(path, timeout, socket_options))
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
 @functools.cache
 def ssl_context() -> ssl.SSLContext:
     """The process's one verifying TLS context. Loading the CA bundle takes ~20 ms, which every
@@ -113,18 +67,21 @@ def ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+# What httpcore imports on its first request (anyio's asyncio backend and locks): ~20 ms that
+# the first pull or push after the daemon starts would otherwise wait for.
+_FIRST_REQUEST_IMPORTS = ("anyio._backends._asyncio", "anyio._core._synchronization")
+
+
+def _warm() -> None:
+    ssl_context()
+    for name in _FIRST_REQUEST_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except ImportError:   # another anyio layout: the first request imports what it needs
+            pass
+
+
 def warm_up() -> None:
-    """Build `ssl_context()` in the background (the daemon calls this at start)."""
-    threading.Thread(target=ssl_context, name="tls-warm-up", daemon=True).start()
-
-
-def large_read_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """httpx's transport, with its connection pool on the large-read backend (when httpx's layout
-    is the one we know; otherwise the stock transport)."""
-    transport = httpx.AsyncHTTPTransport(verify=ssl_context(), limits=limits)
-    if isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context(), max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry, network_backend=_LargeReads(httpcore.AnyIOBackend()))
-    return transport
+    """Build `ssl_context()` and import what the first request needs, in the background (the
+    daemon calls this at start)."""
+    threading.Thread(target=_warm, name="registry-warm-up", daemon=True).start()

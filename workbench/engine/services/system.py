@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import platform
 import socket
@@ -55,8 +56,7 @@ class SystemService:
             "DockerRootDir": str(self.config.root), "OperatingSystem": _os_name(), "OSType": "linux",
             "OSVersion": "", "KernelVersion": platform.release(), "Architecture": platform.machine(),
             "NCPU": os.cpu_count() or 1, "MemTotal": mem, "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {},
-                               "Mirrors": []},
+            "RegistryConfig": _registry_config(self.config.insecure_registries),
             "Runtimes": {self.runtime_name: {"path": self.runtime_name}},
             "DefaultRuntime": self.runtime_name, "CgroupDriver": "cgroupfs", "CgroupVersion": cgv,
             "LoggingDriver": "json-file", "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True,
@@ -90,3 +90,22 @@ def _os_name() -> str:
     except OSError:
         pass
     return "Linux"
+
+
+def _registry_config(insecure: tuple[str, ...]) -> dict[str, Any]:
+    """/info's RegistryConfig as dockerd fills it: loopback and the configured CIDRs are insecure;
+    every configured host name has an IndexConfig with Secure false, docker.io one that is official."""
+    cidrs = ["::1/128", "127.0.0.0/8"]
+    index = {"docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": True, "Official": True}}
+    for entry in insecure:
+        entry = entry.strip().removeprefix("http://").removeprefix("https://").rstrip("/")
+        try:
+            net = str(ipaddress.ip_network(entry, strict=False)) if "/" in entry else None
+        except ValueError:
+            net = None
+        if net is None:
+            index[entry] = {"Name": entry, "Mirrors": [], "Secure": False, "Official": False}
+        elif net not in cidrs:
+            cidrs.append(net)
+    return {"AllowNondistributableArtifactsCIDRs": None, "AllowNondistributableArtifactsHostnames": None,
+            "InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": []}
