@@ -35,8 +35,8 @@ from urllib.parse import quote, urljoin
 import httpx
 
 from workbench.engine.registry.download import BlobRequest, direct
+from workbench.engine.registry.errors import RegistryRequestError, error_text, request_error
 from workbench.engine.registry.transport import base_url, is_loopback, ssl_context
-from workbench.errors import WorkbenchError
 from workbench.oci import mediatypes as mt
 from workbench.oci.digest import Digest, DigestMismatch
 
@@ -78,55 +78,12 @@ class Manifest:
         return json.loads(self.data)
 
 
-class RegistryRequestError(WorkbenchError):
-    """The registry refused a request (or could not be reached)."""
-
-    def __init__(self, message: str, *, status: int = 500, remote_status: int = 0, code: str = "") -> None:
-        super().__init__(message, status=status)
-        self.remote_status = remote_status
-        self.code = code
-
-
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     """`Bearer realm="r",service="s",scope="a b"` → ("bearer", {"realm": "r", ...})."""
     scheme, _, rest = header.strip().partition(" ")
     params = {k.lower(): (quoted if quoted or not bare else bare).replace('\\"', '"')
               for k, quoted, bare in _PARAM.findall(rest)}
     return scheme.lower(), params
-
-
-def error_text(status: int, reason: str, body: bytes | None = None) -> tuple[str, str]:
-    """(Docker-style message, first error code) from a registry error reply."""
-    raw = body if body is not None else b""
-    try:
-        doc = json.loads(raw) if raw else None
-    except ValueError:
-        doc = None
-    if isinstance(doc, dict):
-        errors = doc.get("errors")
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            code = str(errors[0].get("code") or "")
-            message = str(errors[0].get("message") or "")
-            words = code.lower().replace("_", " ")
-            return (f"{words}: {message}" if words and message else words or message), code
-        if isinstance(doc.get("details"), str):  # token servers
-            return doc["details"], ""
-    text = raw.decode("utf-8", "replace").strip()[:200]
-    if status == 401:
-        return "unauthorized: " + (text or "authentication required"), "UNAUTHORIZED"
-    return f"{status} {reason or ''}".strip() + (f": {text}" if text else ""), ""
-
-
-def request_error(method: str, url: str, status: int, reason: str, body: bytes, *,
-                  prefix: bool = True) -> RegistryRequestError:
-    """The error for a registry's error reply, as Docker words it (401, 403, 404 keep their status)."""
-    text, code = error_text(status, reason, body if method != "HEAD" else b"")
-    if method == "HEAD" and status == 404:
-        text, code = "not found", "NOT_FOUND"
-    if prefix:
-        text = f'{method.title()} "{url}": {text}'
-    return RegistryRequestError(text, status=status if status in (401, 403, 404) else 500,
-                                remote_status=status, code=code)
 
 
 class _Auth:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
+from workbench.engine.registry.errors import RegistryRequestError, request_error
 from workbench.engine.registry.transport import is_loopback, ssl_context
 from workbench.errors import InvalidArgument, WorkbenchError
 
@@ -120,7 +121,6 @@ class BlobBody(io.RawIOBase):
 
     def open(self) -> None:
         """Send the GET, following redirects; raise the registry's error for anything but 200."""
-        from workbench.engine.registry.client import request_error
         url, headers = self.request.url, dict(self.request.headers)
         origin = _origin(url)
         for _ in range(REDIRECTS + 1):
@@ -136,7 +136,7 @@ class BlobBody(io.RawIOBase):
             if response.status == 200:
                 self._response = response
                 return
-            body = b"" if response.status == 401 else response.read(ERROR_BODY)
+            body = response.read(ERROR_BODY)
             self._close()
             err = request_error("GET", url, response.status, response.reason, body)
             challenge = response.getheader("WWW-Authenticate")
@@ -163,7 +163,6 @@ class BlobBody(io.RawIOBase):
     def _failure(self, err: BaseException) -> WorkbenchError:
         if self._aborted:
             return WorkbenchError("pull cancelled")
-        from workbench.engine.registry.client import RegistryRequestError
         text = str(err) or type(err).__name__
         if isinstance(err, http.client.IncompleteRead):
             text = f"unexpected EOF after {self.count} bytes"
