@@ -12,6 +12,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -26,7 +27,14 @@ from test_pushpull_helpers import free_port, host, inspect, pull, registry_auth
 from tests.conftest import own_engine
 from workbench.engine.registry.auth import Htpasswd, TokenAuth
 from workbench.engine.registry.client import Credentials, RegistryClient, RegistryRequestError
-from workbench.engine.registry.download import BlobBody, BlobRequest, Challenge, SizeMismatch, direct
+from workbench.engine.registry.download import (
+    BlobBody,
+    BlobRequest,
+    Challenge,
+    Connections,
+    SizeMismatch,
+    direct,
+)
 from workbench.engine.registry.server import make_registry_app
 from workbench.engine.registry.storage import RegistryStorage
 from workbench.errors import WorkbenchError
@@ -101,6 +109,45 @@ def test_abort_stops_a_read_blocked_on_the_socket() -> None:
         body.close()
     finally:
         done.set()
+        served.close()
+
+
+def test_connections_are_kept_alive_and_stale_ones_replaced() -> None:
+    """A body read to its end hands its connection back for the next GET to the same origin (no
+    new TCP or TLS handshake per layer); one the server has dropped meanwhile is replaced."""
+    data = os.urandom(300_000)
+    peers: list[tuple[str, int]] = []
+
+    async def blob(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername"))
+        return web.Response(body=data)
+
+    app = web.Application()
+    app.router.add_get("/v2/x/blobs/{d}", blob)
+    served = Served(app)
+    pool = Connections()
+    url = f"{served.url}/v2/x/blobs/sha256:{'3' * 64}"
+    try:
+        for _ in range(3):
+            with BlobBody(BlobRequest(url, connections=pool), size=len(data)) as body:
+                body.open()
+                assert _drain(body) == data
+            assert pool.idle(url) == 1
+        assert len(set(peers)) == 1 and len(peers) == 3                 # one connection, three GETs
+        stale, _ = pool.take(url, 10)
+        stale.sock.shutdown(socket.SHUT_RDWR)                          # dropped while idle
+        pool.give(url, stale)
+        with BlobBody(BlobRequest(url, connections=pool), size=len(data)) as body:
+            body.open()
+            assert _drain(body) == data
+        assert len(peers) == 4 and peers[-1] != peers[0]
+        with BlobBody(BlobRequest(url, connections=pool), size=len(data) + 1) as body:
+            body.open()
+            with pytest.raises(SizeMismatch):
+                _drain(body)
+        assert pool.idle(url) == 0      # a body that failed closes its connection
+    finally:
+        pool.close()
         served.close()
 
 

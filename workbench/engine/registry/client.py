@@ -34,7 +34,7 @@ from urllib.parse import quote, urljoin
 
 import httpx
 
-from workbench.engine.registry.download import BlobRequest, direct
+from workbench.engine.registry.download import BlobRequest, Connections, direct
 from workbench.engine.registry.errors import RegistryRequestError, error_text, request_error
 from workbench.engine.registry.transport import base_url, is_loopback, ssl_context
 from workbench.oci import mediatypes as mt
@@ -122,6 +122,7 @@ class RegistryClient:
         self.url = base_url(domain, insecure)
         self.timeout = timeout
         self._auth = _Auth(credentials, scopes)
+        self._connections = Connections()       # the worker threads' blob GETs (download.py)
         self._own_http = http is None
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
         # HTTP(S)_PROXY, ALL_PROXY and NO_PROXY apply as they do to dockerd: never to loopback
@@ -136,6 +137,7 @@ class RegistryClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        self._connections.close()
         if self._own_http:
             await self._http.aclose()
 
@@ -301,7 +303,8 @@ class RegistryClient:
         url = self._abs(f"/v2/{repo}/blobs/{digest}")
         if not direct(url):
             return None
-        return BlobRequest(url, {"Authorization": self._auth.header} if self._auth.header else {}, self.timeout)
+        return BlobRequest(url, {"Authorization": self._auth.header} if self._auth.header else {}, self.timeout,
+                           self._connections)
 
     async def fetch_blob(self, repo: str, digest: str, limit: int = 64 << 20) -> bytes:
         """A small blob (a config) in memory, verified against its digest."""

@@ -32,7 +32,7 @@ from workbench.engine.registry.errors import RegistryRequestError, request_error
 from workbench.engine.registry.transport import is_loopback, ssl_context
 from workbench.errors import InvalidArgument, WorkbenchError
 
-__all__ = ["BlobBody", "BlobRequest", "Challenge", "SizeMismatch", "direct"]
+__all__ = ["BlobBody", "BlobRequest", "Challenge", "Connections", "SizeMismatch", "direct"]
 
 REDIRECTS = 10
 READ_SIZE = 1 << 20
@@ -40,13 +40,56 @@ ERROR_BODY = 64 << 10
 _REDIRECT = frozenset({301, 302, 303, 307, 308})
 
 
+class Connections:
+    """Idle keep-alive connections for blob GETs, by origin; shared by the threads of one client.
+
+    Over TLS a new connection costs two round trips before the first byte, for every layer; as
+    Go's transport does for dockerd, a connection whose response was read to its end goes back
+    here for the next GET to the same origin.
+    """
+
+    def __init__(self, per_origin: int = 8) -> None:
+        self.per_origin = per_origin
+        self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, url: str, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection to `url`'s origin (True: reused), or a new one (False)."""
+        with self._lock:
+            idle = self._idle.get(_origin(url))
+            if idle:
+                return idle.pop(), True
+        return _connect(url, timeout), False
+
+    def give(self, url: str, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(_origin(url), [])
+            if len(idle) < self.per_origin:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def idle(self, url: str) -> int:
+        with self._lock:
+            return len(self._idle.get(_origin(url), ()))
+
+    def close(self) -> None:
+        with self._lock:
+            conns = [c for idle in self._idle.values() for c in idle]
+            self._idle.clear()
+        for conn in conns:
+            conn.close()
+
+
 @dataclass(frozen=True, slots=True)
 class BlobRequest:
-    """A blob GET as the registry client would send it: absolute URL and headers."""
+    """A blob GET as the registry client would send it: absolute URL and headers, and the
+    client's idle connections (None: a connection of its own, closed after the body)."""
 
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 300.0
+    connections: Connections | None = field(default=None, compare=False)
 
 
 class Challenge(WorkbenchError):
@@ -148,17 +191,23 @@ class BlobBody(io.RawIOBase):
         raise WorkbenchError(f'Get "{url}": stopped after {REDIRECTS} redirects')
 
     def _send(self, url: str, headers: dict[str, str]) -> http.client.HTTPResponse:
-        conn = _connect(url, self.request.timeout)
-        with self._lock:
-            if self._aborted:
-                raise WorkbenchError("pull cancelled")
-            self._conn = conn
-        try:
-            conn.request("GET", _target(url), headers=headers)
-            return conn.getresponse()
-        except (OSError, http.client.HTTPException) as err:
-            self._close()
-            raise self._failure(err) from err
+        pool = self.request.connections
+        while True:
+            conn, reused = pool.take(url, self.request.timeout) if pool else (_connect(url, self.request.timeout),
+                                                                                 False)
+            with self._lock:
+                if self._aborted:
+                    conn.close()
+                    raise WorkbenchError("pull cancelled")
+                self._conn = conn
+            try:
+                conn.request("GET", _target(url), headers=headers)
+                return conn.getresponse()
+            except (OSError, http.client.HTTPException) as err:
+                self._close()
+                if reused and not self._aborted:   # the server had closed the idle connection
+                    continue
+                raise self._failure(err) from err
 
     def _failure(self, err: BaseException) -> WorkbenchError:
         if self._aborted:
@@ -193,6 +242,7 @@ class BlobBody(io.RawIOBase):
             if self._ended:
                 return data
             self._ended = True
+            self._keep(self._response)
         if self._progress is not None:
             self._progress(self.count, not data)
         return data
@@ -201,6 +251,16 @@ class BlobBody(io.RawIOBase):
         data = self.read(len(b))
         b[: len(data)] = data
         return len(data)
+
+    def _keep(self, response: http.client.HTTPResponse) -> None:
+        """The body was read to its end: the connection may serve the next GET."""
+        pool = self.request.connections
+        with self._lock:
+            conn = self._conn
+            if pool is None or conn is None or response.will_close or self._aborted:
+                return
+            self._conn = None
+        pool.give(self._url, conn)
 
     def abort(self) -> None:
         """Stop the download: a read blocked on the socket returns at once and raises."""
