@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -45,6 +47,7 @@ _ROUTES: list[tuple[str, re.Pattern[str]]] = [
 ]
 _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 _CHUNK = 1 << 20
+BODY_IDLE_TIMEOUT = 60.0
 _STATUS_CODES = {400: "UNSUPPORTED", 401: "UNAUTHORIZED", 403: "DENIED", 404: "NAME_UNKNOWN",
                  405: "UNSUPPORTED", 413: "SIZE_INVALID", 416: "BLOB_UPLOAD_INVALID",
                  429: "TOOMANYREQUESTS"}
@@ -115,11 +118,18 @@ class _Registry:
     def __init__(self, storage: RegistryStorage, auth: RegistryAuth | None, read_only: bool,
                  strict_references: bool) -> None:
         self.storage, self.auth, self.read_only, self.strict = storage, auth, read_only, strict_references
+        # storage calls block (file locks, fsync, bcrypt): a pool of the registry's own, so a burst
+        # of them never takes the threads the rest of the process (the engine daemon) runs on
+        self.pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="registry")
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        """`fn(*args, **kwargs)` in the registry's thread pool."""
+        return asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args, **kwargs))
 
     async def authorize(self, request: web.Request, scopes: Sequence[Scope]) -> None:
         if self.auth is not None:
             base = f"{request.scheme}://{request.host}"
-            await asyncio.to_thread(self.auth.authorize, request.headers.get("Authorization"),
+            await self.run(self.auth.authorize, request.headers.get("Authorization"),
                                     scopes, base)
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
@@ -154,13 +164,13 @@ class _Registry:
         if request.method not in ("GET", "HEAD"):
             raise Unsupported(f"{request.method} not allowed")
         await self.authorize(request, [Scope("registry", "catalog", ("*",))])
-        repos = await asyncio.to_thread(self.storage.repositories)
+        repos = await self.run(self.storage.repositories)
         page, headers = _paginate(repos, _query(request), "/v2/_catalog")
         return web.json_response({"repositories": page}, headers=headers)
 
     async def tags_get(self, request: web.Request, name: str) -> web.StreamResponse:
         await self.authorize(request, self.scope(name, "pull"))
-        tags = await asyncio.to_thread(self.storage.tags, name)
+        tags = await self.run(self.storage.tags, name)
         page, headers = _paginate(tags, _query(request), f"/v2/{name}/tags/list")
         return web.json_response({"name": name, "tags": page}, headers=headers)
 
@@ -169,7 +179,7 @@ class _Registry:
     async def referrers_get(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:
         parse_digest(digest)
         await self.authorize(request, self.scope(name, "pull"))
-        found = await asyncio.to_thread(self.storage.referrers, name, digest)
+        found = await self.run(self.storage.referrers, name, digest)
         headers = {}
         artifact_type = _one(_query(request), "artifactType")
         if artifact_type:
@@ -182,7 +192,7 @@ class _Registry:
     # -- manifests --
     async def manifest_get(self, request: web.Request, name: str, reference: str) -> web.StreamResponse:
         await self.authorize(request, self.scope(name, "pull"))
-        m = await asyncio.to_thread(self.storage.manifest_get, name, reference)
+        m = await self.run(self.storage.manifest_get, name, reference)
         accept = {a.split(";", 1)[0].strip().lower()
                   for h in request.headers.getall("Accept", []) for a in h.split(",")} - {""}
         if accept and not accept & {"*/*", "application/*"} and m.media_type not in accept \
@@ -190,7 +200,7 @@ class _Registry:
             # by tag, an index the client cannot read gives way to its linux/amd64 manifest
             child = None
             if m.media_type in mt.INDEXES and accept & set(mt.MANIFESTS):
-                child = await asyncio.to_thread(self._platform_child, name, m.data)
+                child = await self.run(self._platform_child, name, m.data)
             if child is None or child.media_type not in accept:
                 raise ManifestUnknown(f"manifest {name}:{reference} is {m.media_type}, which the "
                                       f"Accept header does not list")
@@ -217,7 +227,7 @@ class _Registry:
                 raise SizeInvalid(f"manifest larger than {MAX_MANIFEST} bytes", status=413)
         data = bytes(body)
         tags = tuple(_query(request).get("tag", []))
-        digest, pm = await asyncio.to_thread(
+        digest, pm = await self.run(
             self.storage.manifest_put, name, reference, data,
             request.headers.get("Content-Type", ""), tags=tags, strict=self.strict)
         headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
@@ -229,14 +239,17 @@ class _Registry:
 
     async def manifest_delete(self, request: web.Request, name: str, reference: str) -> web.StreamResponse:
         await self.authorize(request, self.scope(name, "delete"))
-        await asyncio.to_thread(self.storage.manifest_delete, name, reference)
+        await self.run(self.storage.manifest_delete, name, reference)
         return web.Response(status=202)
 
     # -- blobs --
     async def blob_get(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:
         parse_digest(digest)
         await self.authorize(request, self.scope(name, "pull"))
-        info = self.storage.blob_stat(name, digest)
+        if request.method == "HEAD":    # a pusher asking whether to skip it: keep it from gc a while
+            info = await self.run(self.storage.blob_claim, name, digest)
+        else:
+            info = self.storage.blob_stat(name, digest)
         headers = {"Docker-Content-Digest": info.digest, "Content-Type": "application/octet-stream",
                    "Accept-Ranges": "bytes", "Cache-Control": "max-age=31536000"}
         return web.FileResponse(info.path, chunk_size=_CHUNK, headers=headers)
@@ -246,7 +259,7 @@ class _Registry:
     async def blob_delete(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:
         parse_digest(digest)
         await self.authorize(request, self.scope(name, "delete"))
-        await asyncio.to_thread(self.storage.blob_delete, name, digest)
+        await self.run(self.storage.blob_delete, name, digest)
         return web.Response(status=202)
 
     # -- uploads --
@@ -269,11 +282,16 @@ class _Registry:
                 return self._created(name, info)
         elif digest is not None:
             parse_digest(digest)
-            session = await asyncio.to_thread(self.storage.upload_start, name)
-            await self._receive(request, session.uuid, name, None)
-            blob = await asyncio.to_thread(self.storage.upload_commit, name, session.uuid, digest)
+            session = await self.run(self.storage.upload_start, name)
+            try:
+                await self._receive(request, session.uuid, name, None)
+                blob = await self.run(self.storage.upload_commit, name, session.uuid, digest)
+            except BaseException:              # a broken monolithic upload leaves no session behind
+                with contextlib.suppress(Exception):
+                    await self.run(self.storage.upload_cancel, name, session.uuid)
+                raise
             return self._created(name, blob.digest)
-        session = await asyncio.to_thread(self.storage.upload_start, name)
+        session = await self.run(self.storage.upload_start, name)
         return web.Response(status=202, headers=self._session_headers(session))
 
     async def _mount(self, request: web.Request, name: str, digest: str,
@@ -284,12 +302,12 @@ class _Registry:
                 await self.authorize(request, self.scope(source, "pull"))
             except RegistryError:
                 return None
-        blob = await asyncio.to_thread(self.storage.blob_mount, name, digest, source)
+        blob = await self.run(self.storage.blob_mount, name, digest, source)
         return blob.digest if blob else None
 
     async def upload_get(self, request: web.Request, name: str, uuid: str) -> web.StreamResponse:
         await self.authorize(request, self.scope(name, "pull", "push"))
-        info = await asyncio.to_thread(self.storage.upload_status, name, uuid)
+        info = await self.run(self.storage.upload_status, name, uuid)
         return web.Response(status=204, headers=self._session_headers(info))
 
     upload_head = upload_get
@@ -306,12 +324,12 @@ class _Registry:
             raise DigestInvalid("the closing PUT needs a digest query parameter")
         if request.body_exists or request.headers.get("Content-Range"):
             await self._receive(request, uuid, name, request.headers.get("Content-Range"))
-        blob = await asyncio.to_thread(self.storage.upload_commit, name, uuid, digest)
+        blob = await self.run(self.storage.upload_commit, name, uuid, digest)
         return self._created(name, blob.digest)
 
     async def upload_delete(self, request: web.Request, name: str, uuid: str) -> web.StreamResponse:
         await self.authorize(request, self.scope(name, "pull", "push"))
-        await asyncio.to_thread(self.storage.upload_cancel, name, uuid)
+        await self.run(self.storage.upload_cancel, name, uuid)
         return web.Response(status=204)
 
     async def _receive(self, request: web.Request, uid: str, name: str,
@@ -328,23 +346,29 @@ class _Registry:
             raise BlobUploadInvalid(f"Content-Length {length} does not match Content-Range "
                                     f"{content_range!r}")
         try:
-            writer = await asyncio.to_thread(self.storage.upload_writer, name, uid, start)
+            writer = await self.run(self.storage.upload_writer, name, uid, start)
         except RangeInvalid as err:
-            info = await asyncio.to_thread(self.storage.upload_status, name, uid)
+            info = await self.run(self.storage.upload_status, name, uid)
             err.headers.update(self._session_headers(info))
             raise
-        return await _stream_into(request, writer, expected if expected is not None else length)
+        return await _stream_into(request, writer, expected if expected is not None else length, self.run)
 
 
-async def _stream_into(request: web.Request, writer: UploadWriter, expected: int | None) -> UploadInfo:
+async def _stream_into(request: web.Request, writer: UploadWriter, expected: int | None,
+                       run: Callable[..., Awaitable[Any]]) -> UploadInfo:
+    """Append the body to the session; a client that sends nothing for BODY_IDLE_TIMEOUT seconds
+    fails the request (and frees the session for the next one)."""
     try:
         buf = bytearray()
         while True:
-            chunk = await request.content.read(_CHUNK)
+            try:
+                chunk = await asyncio.wait_for(request.content.read(_CHUNK), BODY_IDLE_TIMEOUT)
+            except TimeoutError:
+                raise BlobUploadInvalid(f"no data received for {BODY_IDLE_TIMEOUT:.0f} s") from None
             if chunk:
                 buf += chunk
             if len(buf) >= _CHUNK or (not chunk and buf):
-                await asyncio.to_thread(writer.write, bytes(buf))
+                await run(writer.write, bytes(buf))
                 buf.clear()
             if not chunk:
                 break
@@ -370,10 +394,15 @@ def make_registry_app(storage: RegistryStorage, *, auth: RegistryAuth | None = N
     """
     reg = _Registry(storage, auth, read_only, strict_references)
     app = web.Application(middlewares=[_errors], client_max_size=MAX_MANIFEST + 1)
+
+    async def close_pool(_: web.Application) -> None:
+        reg.pool.shutdown(wait=False, cancel_futures=True)
+
+    app.on_cleanup.append(close_pool)
     app.router.add_route("*", "/v2", reg.dispatch)
     app.router.add_route("*", "/v2/{tail:.*}", reg.dispatch)
     if isinstance(auth, TokenAuth):
-        token = _token_handler(auth)
+        token = _token_handler(auth, reg.run)
         app.router.add_get("/token", token)
         app.router.add_post("/token", token)
 
@@ -384,16 +413,16 @@ def make_registry_app(storage: RegistryStorage, *, auth: RegistryAuth | None = N
     return app
 
 
-def _token_handler(auth: TokenAuth) -> Handler:
+def _token_handler(auth: TokenAuth, run: Callable[..., Awaitable[Any]]) -> Handler:
     async def token(request: web.Request) -> web.StreamResponse:
         try:
             if request.method == "POST":
                 form = await request.post()
                 grant = str(form.get("grant_type", ""))
                 if grant == "refresh_token":
-                    subject = await asyncio.to_thread(auth.refresh_grant, str(form.get("refresh_token", "")))
+                    subject = await run(auth.refresh_grant, str(form.get("refresh_token", "")))
                 elif grant == "password":
-                    subject = await asyncio.to_thread(auth.password_grant, str(form.get("username", "")),
+                    subject = await run(auth.password_grant, str(form.get("username", "")),
                                                       str(form.get("password", "")))
                 else:
                     raise RegistryError(f"unsupported grant_type {grant[:40]!r}", status=400,
@@ -401,7 +430,7 @@ def _token_handler(auth: TokenAuth) -> Handler:
                 scopes = [str(s) for s in form.getall("scope", [])]
                 reply = auth.issue(subject, scopes, refresh=True)
             else:
-                subject = await asyncio.to_thread(auth.login, request.headers.get("Authorization"))
+                subject = await run(auth.login, request.headers.get("Authorization"))
                 q = _query(request)
                 reply = auth.issue(subject, q.get("scope", []),
                                    refresh=_one(q, "offline_token") == "true")

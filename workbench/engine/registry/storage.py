@@ -45,6 +45,9 @@ _UUID_RE = re.compile(r"^[0-9a-f]{32}$")
 _MARKERS = ("_layers", "_manifests", "_tags")
 
 
+SESSION_LOCK_WAIT = 5.0     # seconds a request waits for another request on the same upload session
+
+
 # ---- durable file primitives -----------------------------------------------------------------
 
 def write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -140,6 +143,19 @@ class RegistryStorage:
             raise BlobUnknown(f"blob unknown to registry: {d}", detail={"digest": str(d)})
         return BlobInfo(str(d), size, path)
 
+    def blob_claim(self, name: str, digest: str) -> BlobInfo:
+        """`blob_stat` for a HEAD, which a pusher sends to skip blobs the registry has: the repository's
+        link is refreshed (under the lock gc's sweep takes), so the blob outlives gc's grace period
+        until the manifest that needs it is pushed; after a sweep took it, the HEAD is a 404."""
+        with self.lock():
+            info = self.blob_stat(name, digest)
+            d = parse_digest(digest)
+            link = self.repo_dir(name) / "_layers" / d.algorithm / d.encoded
+            now = time.time()
+            with contextlib.suppress(OSError):
+                os.utime(link if link.exists() else info.path, (now, now))
+        return info
+
     def blob_delete(self, name: str, digest: str) -> None:
         d = parse_digest(digest)
         if not _unlink(self.repo_dir(name) / "_layers" / d.algorithm / d.encoded):
@@ -163,6 +179,9 @@ class RegistryStorage:
     # -- uploads --
     def upload_start(self, name: str) -> UploadInfo:
         check_name(name)
+        if len(self._hashers) > 64:    # sessions gc removed (it runs in another process)
+            for gone in [u for u in list(self._hashers) if not (self.uploads_dir / u).exists()]:
+                self._hashers.pop(gone, None)
         uid = _uuid.uuid4().hex
         path = self.uploads_dir / uid
         path.mkdir()
@@ -184,10 +203,45 @@ class RegistryStorage:
         path = self._upload_dir(name, uid)
         return UploadInfo(uid, name, (path / "data").stat().st_size)
 
+    def _open_session(self, name: str, uid: str) -> tuple[Path, Any]:
+        """The session's data file, open and locked (exclusively: one request at a time).
+
+        A request that waits for the lock may find the session gone once it has it (committed,
+        its file now the blob, or cancelled): then it is BLOB_UPLOAD_UNKNOWN, and it never writes
+        to a file that is no longer the session's. A session busy for longer than
+        SESSION_LOCK_WAIT answers 416 with its current offset, so no request waits forever.
+        """
+        path = self._upload_dir(name, uid)
+        try:
+            f = open(path / "data", "r+b")
+        except FileNotFoundError as err:
+            raise BlobUploadUnknown(f"blob upload unknown to registry: {uid}") from err
+        try:
+            deadline = time.monotonic() + SESSION_LOCK_WAIT
+            while True:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise RangeInvalid("another request is writing to this upload",
+                                           detail={"offset": os.fstat(f.fileno()).st_size}) from None
+                    time.sleep(0.01)
+            try:
+                same = os.stat(path / "data").st_ino == os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                raise BlobUploadUnknown(f"blob upload unknown to registry: {uid}")
+        except BaseException:
+            f.close()
+            raise
+        return path, f
+
     def upload_writer(self, name: str, uid: str, start: int | None) -> UploadWriter:
         """Open the session for appending; `start` (Content-Range) must equal the current size."""
-        path = self._upload_dir(name, uid)
-        writer = UploadWriter(self, uid, name, path / "data")
+        _, f = self._open_session(name, uid)
+        writer = UploadWriter(self, uid, name, f)
         if start is not None and start != writer.offset:
             writer.abort()
             raise RangeInvalid(f"range start {start} does not match upload offset {writer.offset}",
@@ -195,40 +249,47 @@ class RegistryStorage:
         return writer
 
     def upload_commit(self, name: str, uid: str, digest: str) -> BlobInfo:
-        """Verify the session's bytes against `digest` and make the blob visible in `name`."""
-        path = self._upload_dir(name, uid)
+        """Verify the session's bytes against `digest` and make the blob visible in `name`.
+
+        Holds the session's lock from hashing to rename, so no request can add bytes in between."""
         try:
             d = parse_digest(digest)
         except DigestInvalid:
             self.upload_cancel(name, uid)
             raise
-        data = path / "data"
-        size = data.stat().st_size
-        cached = self._hashers.pop(uid, None)
-        if d.algorithm == "sha256" and cached and cached[0] == size:
-            got = cached[1].hexdigest()
-        else:
-            h = hashlib.new(d.algorithm)
-            with open(data, "rb") as f:
+        path, f = self._open_session(name, uid)
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            cached = self._hashers.pop(uid, None)
+            if d.algorithm == "sha256" and cached and cached[0] == size:
+                got = cached[1].hexdigest()
+            else:
+                h = hashlib.new(d.algorithm)
                 while chunk := f.read(1 << 20):
                     h.update(chunk)
-            got = h.hexdigest()
-        if got != d.encoded:
-            self.upload_cancel(name, uid)
-            raise DigestInvalid(f"digest mismatch: expected {d}, got {d.algorithm}:{got}",
-                                detail={"digest": str(d)})
-        final = self.blob_path(d)
-        with self.lock():
-            if not final.exists():
-                final.parent.mkdir(parents=True, exist_ok=True)
-                commit_file(data, final)
-            self._link(name, d)
-        self._remove_upload(uid)
+                got = h.hexdigest()
+            if got != d.encoded:
+                self._remove_upload(uid)
+                raise DigestInvalid(f"digest mismatch: expected {d}, got {d.algorithm}:{got}",
+                                    detail={"digest": str(d)})
+            final = self.blob_path(d)
+            with self.lock():
+                if not final.exists():
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    commit_file(path / "data", final)
+                self._link(name, d)
+            self._remove_upload(uid)
         return BlobInfo(str(d), size, final)
 
     def upload_cancel(self, name: str, uid: str) -> None:
-        self._upload_dir(name, uid)
-        self._remove_upload(uid)
+        """Drop a session (waiting, like any request, for one that is writing to it)."""
+        try:
+            _, f = self._open_session(name, uid)
+        except RangeInvalid:       # still busy: remove it anyway; that writer's bytes go nowhere
+            self._remove_upload(uid)
+            return
+        with f:
+            self._remove_upload(uid)
 
     def _remove_upload(self, uid: str) -> None:
         self._hashers.pop(uid, None)
@@ -393,12 +454,14 @@ class RegistryStorage:
 
 
 class UploadWriter:
-    """Appends one request's bytes to a session; on failure the session is cut back to its start."""
+    """Appends one request's bytes to a session; on failure the session is cut back to its start.
 
-    def __init__(self, storage: RegistryStorage, uid: str, repo: str, path: Path) -> None:
+    `f` is the session's data file, open and locked (`RegistryStorage._open_session`); the lock is
+    held across the request and released by close() or abort()."""
+
+    def __init__(self, storage: RegistryStorage, uid: str, repo: str, f: Any) -> None:
         self._storage, self.uid, self.repo = storage, uid, repo
-        self._f = open(path, "r+b")  # held across the request; closed by close() or abort()
-        fcntl.flock(self._f.fileno(), fcntl.LOCK_EX)
+        self._f = f
         self._f.seek(0, os.SEEK_END)
         self.start = self.offset = self._f.tell()
         cached = storage._hashers.pop(uid, None)
