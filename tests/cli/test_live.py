@@ -316,6 +316,19 @@ def test_push_pull_login_logout_registry_ls(wb, name, tmp_path):
         pulled = wb("pull", ref).stdout
         assert "Status:" in pulled and pulled.strip().endswith(ref)
         assert wb("pull", "-q", ref).stdout.strip() == ref
+        # -a: every tag, both ways; a bare name without -a means :latest; -a with a tag is refused
+        repo = f"{addr}/{name}/bb"
+        wb("tag", "busybox", f"{repo}:2")
+        assert "tag can't be used with --all-tags/-a" in wb("push", "-a", ref, code=1).stderr
+        assert "tag can't be used with --all-tags/-a" in wb("pull", "-a", ref, code=1).stderr
+        no_latest = wb("push", repo, code=1)                                 # there is no :latest
+        assert no_latest.stdout.strip() == "Using default tag: latest" and "does not exist" in no_latest.stderr
+        pushed_all = wb("push", "-a", repo).stdout
+        assert "1: digest: sha256:" in pushed_all and "2: digest: sha256:" in pushed_all
+        wb("rmi", ref, f"{repo}:2")
+        pulled_all = wb("pull", "-a", repo).stdout
+        assert pulled_all.count("Pulling from") == 2 and f"Status: Downloaded newer image for {repo}" in pulled_all
+        assert {t.split(":")[-1] for t in wb("images", "--format", "{{.Tag}}", repo).stdout.split()} == {"1", "2"}
         assert wb("logout", addr).stdout.strip() == f"Removing login credentials for {addr}"
         wb("rmi", ref)
         assert wb("pull", ref, code=1).stderr

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from workbench.cli import sessions, transfer
 from workbench.client import Client
+from workbench.client.images import split_reference
 from workbench.errors import InvalidArgument, NotFound, WorkbenchError
 
 __all__ = ["COMMANDS", "Outcome", "parse_filters", "timestamp"]
@@ -110,11 +111,26 @@ def image_save(client: Client, args: Args) -> Any:
 
 
 def image_pull(client: Client, args: Args) -> Any:
-    return client.images.pull(args.reference, platform=args.platform, all_tags=args.all_tags)
+    return client.images.pull(_tagged(args), platform=args.platform, all_tags=args.all_tags)
 
 
 def image_push(client: Client, args: Args) -> Any:
-    return client.images.push(args.reference)
+    return client.images.push(_tagged(args))
+
+
+def _tagged(args: Args) -> str:
+    """The reference as docker CLI 20.10+ sends it: a bare name means `:latest`; every tag only
+    with `-a`, which refuses a tag."""
+    tag = split_reference(args.reference)[1]
+    if args.all_tags:
+        if tag is not None:
+            raise InvalidArgument("tag can't be used with --all-tags/-a")
+        return str(args.reference)
+    if tag is not None:
+        return str(args.reference)
+    if not args.quiet:
+        print("Using default tag: latest", flush=True)
+    return f"{args.reference}:latest"
 
 
 def image_build(client: Client, args: Args) -> Any:

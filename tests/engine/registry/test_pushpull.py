@@ -116,6 +116,29 @@ def test_pull_by_digest(engine, registry: Registry) -> None:
     assert r.status == 404 and "not found" in r.message
 
 
+def test_a_bare_name_pulls_every_tag(engine, registry: Registry) -> None:
+    """`POST /images/create?fromImage=name` without a tag pulls all tags, as dockerd does (what
+    `docker pull -a` sends): each tag's progress and digest, then one status for the repository."""
+    one, two = make_image("alltags1", layers=1, arch=go_arch()), make_image("alltags2", layers=1, arch=go_arch())
+    registry.push_image("pp/alltags", one, tag="a")
+    registry.push_image("pp/alltags", two, tag="b")
+    registry.push_manifest("pp/alltags", "c", two.manifest, two.media_type)
+    repo = f"{host(registry.url)}/pp/alltags"
+    r = pull(engine, repo, None)
+    assert r.status == 200 and r.error is None, r.raw
+    assert [ev for ev in r.events if ev.get("status", "").startswith("Pulling from")] == [
+        {"status": "Pulling from pp/alltags", "id": t} for t in ("a", "b", "c")]
+    assert [ev["status"] for ev in r.events if ev.get("status", "").startswith("Digest:")] == [
+        f"Digest: {one.digest}", f"Digest: {two.digest}", f"Digest: {two.digest}"]
+    assert r.events[-1] == {"status": f"Status: Downloaded newer image for {repo}"}
+    for t, image in (("a", one), ("b", two), ("c", two)):
+        assert inspect(engine, f"{repo}:{t}")["Id"] == image.doc["config"]["digest"]
+    again = pull(engine, repo, None)
+    assert again.events[-1] == {"status": f"Status: Image is up to date for {repo}"}
+    missing = pull(engine, f"{host(registry.url)}/pp/notthere", None)
+    assert missing.status == 404
+
+
 def test_unknown_images_are_404_before_the_stream(engine, registry: Registry) -> None:
     repo = f"{host(registry.url)}/pp/missing"
     r = pull(engine, repo, "1")

@@ -73,9 +73,12 @@ def test_progress_is_encoded_as_dockerd_writes_it() -> None:
 
 
 def test_references_are_normalised_like_docker() -> None:
-    ref = pull_reference("busybox", None)
+    ref = pull_reference("busybox", "latest")
     assert (ref.domain, ref.path, ref.tag, ref.familiar) == ("docker.io", "library/busybox", "latest",
                                                             "busybox:latest")
+    ref = pull_reference("busybox", None)             # bare: dockerd pulls every tag
+    assert (ref.path, ref.tag, ref.digest) == ("library/busybox", None, None)
+    assert pull_reference("busybox:1.36", None).tag == "1.36"
     d = "sha256:" + "a" * 64
     ref = pull_reference("busybox", d)
     assert ref.digest == d and ref.tag is None and ref.familiar == f"busybox@{d}"

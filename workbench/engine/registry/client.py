@@ -278,6 +278,24 @@ class RegistryClient:
             raise DigestMismatch(f"manifest verification failed for digest {reference}")
         return Manifest(data_b, _manifest_type(response.headers.get("Content-Type", ""), data_b), digest)
 
+    async def tags(self, repo: str) -> list[str]:
+        """Every tag of `repo` (`GET /v2/<repo>/tags/list`, following the `Link` pages)."""
+        url: str | None = f"/v2/{repo}/tags/list"
+        out: list[str] = []
+        while url:
+            response = await self._send("GET", url)
+            await response.aread()
+            await self._check(response, "GET", prefix=response.status_code != 404)
+            try:
+                doc = response.json()
+            except ValueError as err:
+                raise RegistryRequestError(f"invalid tags list for {repo}: {err}") from err
+            out += [str(t) for t in (doc.get("tags") or []) if isinstance(doc, dict)]
+            link = response.headers.get("Link", "")
+            url = urljoin(str(response.request.url), link.split(";")[0].strip(" <>")) \
+                if 'rel="next"' in link else None
+        return out
+
     async def blob_exists(self, repo: str, digest: str) -> bool:
         """`HEAD` the blob: whether the registry has it in `repo`."""
         response = await self._send("HEAD", f"/v2/{repo}/blobs/{digest}")

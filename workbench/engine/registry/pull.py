@@ -64,14 +64,15 @@ class PullJob:
 
 
 def pull_reference(from_image: str, tag: str | None) -> reference.Reference:
-    """`fromImage` + `tag` as dockerd reads them: the tag may be a digest; no tag means latest."""
+    """`fromImage` + `tag` as dockerd reads them: the tag may be a digest. With neither a tag nor a
+    digest the reference is bare: every tag of the repository is pulled (`pull_all_tags`)."""
     ref = reference.parse(from_image)
     if tag:
         if ":" in tag:
             Digest.parse(tag)
             return reference.Reference(ref.domain, ref.path, None, tag)
         ref = reference.parse(f"{ref.repository}:{tag}")
-    return ref.with_default_tag()
+    return ref
 
 
 class Puller:
@@ -125,7 +126,21 @@ class Puller:
         sink = EventSink()
         return sink.run(self._pull(job, sink))
 
-    async def _pull(self, job: PullJob, sink: EventSink) -> None:
+    def run_tags(self, repo: reference.Reference, jobs: AsyncIterator[PullJob]) -> AsyncIterator[Progress]:
+        """Pull every tag (`jobs` yields them prepared, one after another) in one stream, as dockerd
+        does for a bare name: each tag's progress and digest, then one status for the repository."""
+        sink = EventSink()
+
+        async def every_tag() -> None:
+            newer = False
+            async for job in jobs:
+                newer = await self._pull(job, sink, status=False) or newer
+            what = "Downloaded newer image" if newer else "Image is up to date"
+            sink.status(f"Status: {what} for {repo.familiar_name}")
+        return sink.run(every_tag())
+
+    async def _pull(self, job: PullJob, sink: EventSink, *, status: bool = True) -> bool:
+        """One image's pull; True when the reference now names a different image than before."""
         ref = job.ref
         sink.status(f"Pulling from {ref.path}", ref.digest or ref.tag)
         existing = self.images.find(job.config_digest)
@@ -145,10 +160,11 @@ class Puller:
                 self.images.tag(job.config_digest, ref.familiar_name, ref.tag)
             self.images.add_repo_digest(f"{ref.familiar_name}@{job.top_digest}", job.config_digest)
         sink.status(f"Digest: {job.top_digest}")
-        if before == job.config_digest:
-            sink.status(f"Status: Image is up to date for {ref.familiar}")
-        else:
-            sink.status(f"Status: Downloaded newer image for {ref.familiar}")
+        newer = before != job.config_digest
+        if status:
+            what = "Downloaded newer image" if newer else "Image is up to date"
+            sink.status(f"Status: {what} for {ref.familiar}")
+        return newer
 
     def _points_at(self, ref: reference.Reference) -> str | None:
         try:

@@ -18,7 +18,8 @@ from workbench.engine.registry.client import DOCKER_HUB, Credentials, RegistryCl
 from workbench.engine.registry.progress import Progress
 from workbench.engine.registry.pull import PullJob, Puller, pull_reference
 from workbench.engine.registry.push import PushJob, Pusher
-from workbench.errors import InvalidArgument
+from workbench.errors import InvalidArgument, NotFound
+from workbench.oci import reference
 
 __all__ = ["PreparedPull", "PreparedPush", "Transfers", "registry_domain"]
 
@@ -35,13 +36,25 @@ def registry_domain(server_address: str) -> str:
 
 
 class PreparedPull:
-    """A pull resolved up to its layers: iterate `events()` (once) to run it, then `aclose()`."""
+    """A pull resolved up to its layers: iterate `events()` (once) to run it, then `aclose()`.
 
-    def __init__(self, puller: Puller, job: PullJob) -> None:
-        self._puller, self.job = puller, job
+    With `more_tags` (a bare name: every tag) `job` is the first tag's, and the others are
+    prepared one after another as the stream reaches them."""
+
+    def __init__(self, puller: Puller, job: PullJob, more_tags: tuple[str, ...] | None = None,
+                 platform: str | None = None) -> None:
+        self._puller, self.job, self._more, self._platform = puller, job, more_tags, platform
 
     def events(self) -> AsyncIterator[Progress]:
-        return self._puller.run(self.job)
+        if self._more is None:
+            return self._puller.run(self.job)
+        return self._puller.run_tags(self.job.ref, self._jobs(self._more))
+
+    async def _jobs(self, more: tuple[str, ...]) -> AsyncIterator[PullJob]:
+        yield self.job
+        repo = self.job.ref.repository
+        for tag in more:
+            yield await self._puller.prepare(reference.parse(f"{repo}:{tag}"), self.job.client, self._platform)
 
     async def aclose(self) -> None:
         """Close the registry connections (idempotent; also when `events()` never ran)."""
@@ -97,11 +110,16 @@ class Transfers:
         ref = pull_reference(from_image, tag)
         client = self.client(ref.domain, credentials, [f"repository:{ref.path}:pull"])
         try:
-            job = await self.puller.prepare(ref, client, platform)
+            if ref.tag or ref.digest:
+                return PreparedPull(self.puller, await self.puller.prepare(ref, client, platform))
+            tags = sorted(await client.tags(ref.path))     # a bare name: every tag, as dockerd does
+            if not tags:
+                raise NotFound(f"repository {ref.familiar_name} has no tags")
+            first = await self.puller.prepare(reference.parse(f"{ref.repository}:{tags[0]}"), client, platform)
+            return PreparedPull(self.puller, first, tuple(tags[1:]), platform)
         except BaseException:
             await client.aclose()
             raise
-        return PreparedPull(self.puller, job)
 
     def prepare_push(self, name: str, tag: str | None = None, *,
                      credentials: Credentials | None = None) -> PreparedPush:
