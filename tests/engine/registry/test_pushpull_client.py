@@ -212,6 +212,11 @@ def test_manifests_and_blobs_are_verified(tmp_path: Path) -> None:
                 assert by_tag.data == evil and by_tag.digest == _digest(evil)
                 with pytest.raises(DigestMismatch):
                     await c.get_manifest("x/y", _digest(good))
+                for algo in ("sha512",):                    # by a digest of another algorithm too
+                    with pytest.raises(DigestMismatch):
+                        await c.get_manifest("x/y", f"{algo}:" + hashlib.new(algo, good).hexdigest())
+                    right = f"{algo}:" + hashlib.new(algo, evil).hexdigest()
+                    assert (await c.get_manifest("x/y", right)).digest == right
                 with pytest.raises(DigestMismatch):
                     await c.fetch_blob("x/y", _digest(good))
                 assert await c.fetch_blob("x/y", _digest(evil)) == evil

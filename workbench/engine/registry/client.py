@@ -274,8 +274,11 @@ class RegistryClient:
                 raise RegistryRequestError(f"manifest {repo}:{reference} is larger than {MAX_MANIFEST} bytes")
         data_b = bytes(data)
         digest = "sha256:" + hashlib.sha256(data_b).hexdigest()
-        if reference.startswith("sha256:") and digest != reference:
-            raise DigestMismatch(f"manifest verification failed for digest {reference}")
+        if ":" in reference:             # by digest, of any algorithm: verified with that algorithm
+            want = Digest.parse(reference)
+            if hashlib.new(want.algorithm, data_b).hexdigest() != want.encoded:
+                raise DigestMismatch(f"manifest verification failed for digest {reference}")
+            digest = str(want)
         return Manifest(data_b, _manifest_type(response.headers.get("Content-Type", ""), data_b), digest)
 
     async def tags(self, repo: str) -> list[str]:
