@@ -5,6 +5,7 @@ Every verb of the CLI is exercised here, the way a user types it.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -335,6 +336,50 @@ def test_push_pull_login_logout_registry_ls(wb, name, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_registry_serve_with_tokens_and_registry_gc(wb, name, tmp_path):
+    """`registry serve --token`: logins and pushes go through Bearer tokens; `registry gc` (and
+    `--dry-run`) on the same root keep what the pushed image references and sweep an orphan."""
+    import time as _time
+
+    import httpx
+
+    from workbench.engine.registry.auth import make_htpasswd_line
+
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(make_htpasswd_line("tok", "pw") + "\n")
+    proc, addr = start_registry(tmp_path, htpasswd, "--token")
+    try:
+        challenge = httpx.get(f"http://{addr}/v2/").headers["WWW-Authenticate"]
+        assert challenge.startswith(f'Bearer realm="http://{addr}/token"')
+        wb("login", "-u", "tok", "--password-stdin", addr, input="pw\n")
+        ref = f"{addr}/{name}/gc:1"
+        wb("tag", "busybox", ref)
+        assert "digest: sha256:" in wb("push", ref).stdout
+        token = httpx.get(f"http://{addr}/token", auth=("tok", "pw"),
+                          params={"scope": f"repository:{name}/gc:pull,push"}).json()["token"]
+        orphan = os.urandom(2000)
+        digest = "sha256:" + hashlib.sha256(orphan).hexdigest()
+        h = {"Authorization": f"Bearer {token}"}
+        loc = httpx.post(f"http://{addr}/v2/{name}/gc/blobs/uploads/", headers=h).headers["Location"]
+        sep = "&" if "?" in loc else "?"
+        assert httpx.put(f"http://{addr}{loc}{sep}digest={digest}", content=orphan, headers=h).status_code == 201
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    root = tmp_path / "reg"
+    past = _time.time() - 7200                       # older than gc's grace period
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            os.utime(os.path.join(dirpath, f), (past, past))
+    dry = wb("registry", "gc", "--root", str(root), "--dry-run").stdout.splitlines()
+    assert dry[0] == f"would remove blob {digest}" and dry[-1].startswith("1 blobs would be removed, ")
+    assert (root / "blobs" / "sha256" / digest.split(":")[1]).exists()
+    done = wb("registry", "gc", "--root", str(root)).stdout.splitlines()
+    assert done[0] == f"removed blob {digest}" and done[-1].startswith("1 blobs removed, ")
+    assert not (root / "blobs" / "sha256" / digest.split(":")[1]).exists()
+    assert wb("registry", "gc", "--root", str(root)).stdout.startswith("0 blobs removed, 0B freed, ")
 
 
 def test_usage_errors_from_the_real_command(wb):

@@ -18,10 +18,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_registry(tmp: Path, htpasswd: Path | None = None) -> tuple[subprocess.Popen, str]:
+def start_registry(tmp: Path, htpasswd: Path | None = None, *extra: str) -> tuple[subprocess.Popen, str]:
+    """`workbench registry serve --root tmp/reg` on a free port (`extra` options added)."""
     addr = f"127.0.0.1:{free_port()}"
     argv = [sys.executable, "-m", "workbench.cli.main", "registry", "serve", "--root", str(tmp / "reg"),
-            "--addr", addr]
+            "--addr", addr, *extra]
     if htpasswd:
         argv += ["--htpasswd", str(htpasswd)]
     env = dict(os.environ, PYTHONPATH=str(REPO))

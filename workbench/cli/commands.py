@@ -481,7 +481,8 @@ def registry_serve(client: Client, args: Args) -> int:
 
     from workbench.engine.registry import serve
 
-    asyncio.run(serve(args.root, args.addr, htpasswd=args.htpasswd, read_only=args.read_only))
+    asyncio.run(serve(args.root, args.addr, htpasswd=args.htpasswd, read_only=args.read_only,
+                      token_auth=args.token, workers=args.workers))
     return 0
 
 

@@ -266,9 +266,12 @@ def _gc(args: argparse.Namespace, result: Any, out: Output) -> int:
         out.line(f"{verb} blob {blob}")
     for upload in getattr(result, "removed_uploads", ()):
         out.line(f"{verb} upload {upload}")
-    out.line(f"{len(getattr(result, 'removed_blobs', ()))} blobs {verb}, "
-             f"{human_size(getattr(result, 'freed_bytes', 0))} freed, "
-             f"{getattr(result, 'kept_blobs', 0)} kept")
+    n, freed = len(getattr(result, "removed_blobs", ())), human_size(getattr(result, "freed_bytes", 0))
+    kept = getattr(result, "kept_blobs", 0)
+    if getattr(result, "dry_run", False):
+        out.line(f"{n} blobs would be removed, {freed} would be freed, {kept} kept")
+    else:
+        out.line(f"{n} blobs removed, {freed} freed, {kept} kept")
     return 0
 
 

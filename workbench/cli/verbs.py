@@ -335,6 +335,9 @@ def registry_verbs(sub: _Sub) -> None:
     p.add_argument("--addr", default="127.0.0.1:5000", help="HOST:PORT to listen on")
     p.add_argument("--htpasswd", help="htpasswd file (bcrypt) for basic auth")
     p.add_argument("--read-only", action="store_true", help="Refuse pushes and deletes")
+    p.add_argument("--token", action="store_true",
+                   help="Bearer token auth (tokens from this registry's /token, users from --htpasswd)")
+    p.add_argument("--workers", type=int, default=1, help="Processes sharing the port")
     p = verb(sub, "gc", "registry_gc", "Delete blobs no manifest references")
     p.add_argument("--root", required=True, help="Storage directory")
     p.add_argument("--dry-run", action="store_true", help="Only report what would be deleted")
