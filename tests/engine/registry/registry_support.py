@@ -13,6 +13,7 @@ import io
 import json
 import os
 import socket
+import ssl
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -43,18 +44,19 @@ def digest_of(data: bytes, algo: str = "sha256") -> str:
 
 
 class Served:
-    """An aiohttp app served on 127.0.0.1 (or `host`):<ephemeral> from a background thread."""
+    """An aiohttp app served on 127.0.0.1 (or `host`):<ephemeral> from a background thread, over
+    TLS with the `tls` server context."""
 
-    def __init__(self, app: web.Application, host: str = "127.0.0.1") -> None:
+    def __init__(self, app: web.Application, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.sock = socket.socket()
         self.sock.bind((host, 0))
         self.sock.listen(256)
         self.port = self.sock.getsockname()[1]
-        self.url = f"http://{host}:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self.runner = web.AppRunner(app, access_log=None)
         self.loop.run_until_complete(self.runner.setup())
-        self.loop.run_until_complete(web.SockSite(self.runner, self.sock).start())
+        self.loop.run_until_complete(web.SockSite(self.runner, self.sock, ssl_context=tls).start())
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -207,13 +208,14 @@ def test_a_challenge_comes_back_to_the_client_before_any_byte(tmp_path: Path, ht
                                   scopes=["repository:dl/tok:pull,push"]) as c:
             await c.upload_blob("dl/tok", digest, len(data), lambda: io.BytesIO(data))
         async with RegistryClient(host(reg.url), Credentials("alice", "s3cret")) as c:
-            request = c.blob_request("dl/tok", digest)
-            assert request is not None and "Authorization" not in request.headers   # nothing asked yet
-            with pytest.raises(Challenge) as ch, BlobBody(request) as body:
+            # before the registry answered anything, no direct GET (TLS or plain HTTP is not known)
+            assert c.blob_request("dl/tok", digest) is None
+            with pytest.raises(Challenge) as ch, BlobBody(BlobRequest(f"{reg.url}/v2/dl/tok/blobs/{digest}")) as body:
                 body.open()
             assert ch.value.status == 401 and ch.value.sent is None
             assert ch.value.header.startswith("Bearer realm=") and "repository:dl/tok:pull" in ch.value.header
             assert await c.answer_challenge("GET", ch.value.url, ch.value.header, ch.value.sent)
+            assert await c.blob_exists("dl/tok", digest)            # with the token; plain HTTP now known
             request = c.blob_request("dl/tok", digest)
             assert request is not None and request.headers["Authorization"].startswith("Bearer ")
             with BlobBody(request, size=len(data)) as body:
@@ -271,6 +273,33 @@ def test_pull_answers_a_challenge_on_a_layer_get(engine, tmp_path: Path, htpassw
         open_app.close()
 
 
+def test_pull_from_a_loopback_registry_over_tls_with_a_self_signed_certificate(engine, tmp_path: Path) -> None:
+    """Loopback registries are insecure ones, which dockerd tries over TLS without checking the
+    certificate before plain HTTP: a local registry behind a self-signed certificate works."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=registry.test"], check=True, capture_output=True)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    storage = RegistryStorage(tmp_path / "registry")
+    plain = Served(make_registry_app(storage))
+    secure = Served(make_registry_app(storage), tls=tls)      # the same storage, over TLS only
+    try:
+        image = make_image("tls", layers=2, arch=go_arch())
+        with httpx.Client(base_url=plain.url) as c:
+            Registry(plain, storage, c).push_image("dl/tls", image, tag="1")
+        repo = f"127.0.0.1:{secure.port}/dl/tls"
+        r = pull(engine, repo, "1")
+        assert r.status == 200 and r.error is None, r.raw
+        assert inspect(engine, f"{repo}:1")["Id"] == image.doc["config"]["digest"]
+        assert httpx.get(f"{secure.url}/v2/", verify=False).status_code == 200
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{secure.port}/v2/")          # it really speaks only TLS
+    finally:
+        secure.close()
+        plain.close()
+
+
 def test_direct_unless_a_proxy_applies(monkeypatch) -> None:
     for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
                 "ALL_PROXY", "NO_PROXY"):
@@ -282,9 +311,11 @@ def test_direct_unless_a_proxy_applies(monkeypatch) -> None:
     assert direct("https://reg.example/v2/") and not direct("https://other.example/v2/")
     monkeypatch.setenv("ALL_PROXY", "http://proxy.example:3128")
     assert not direct("http://10.1.2.3:5000/v2/") and direct("http://127.0.0.1:5000/v2/")
-    client = RegistryClient("10.1.2.3:5000", insecure=["10.1.2.3"])
-    assert client.blob_request("x", "sha256:" + "0" * 64) is None                 # → httpx, via the proxy
-    asyncio.run(client.aclose())
+    proxied, bypassed = RegistryClient("other.example"), RegistryClient("reg.example")
+    assert proxied.blob_request("x", "sha256:" + "0" * 64) is None                # → httpx, via the proxy
+    assert bypassed.blob_request("x", "sha256:" + "0" * 64).url.startswith("https://reg.example/v2/x/")
+    for client in (proxied, bypassed):
+        asyncio.run(client.aclose())
 
 
 def test_pull_through_an_http_proxy(tmp_path: Path, registry: Registry) -> None:

@@ -1,8 +1,9 @@
 """An async client of one OCI Distribution registry, over httpx: auth, manifests, blobs, uploads.
 
 `RegistryClient(domain, credentials)` talks to one registry (`docker.io` means
-`registry-1.docker.io`). Plain HTTP is used only for loopback hosts (127.0.0.0/8, ::1, localhost)
-and for registries the daemon lists as insecure; every other registry is spoken to over HTTPS.
+`registry-1.docker.io`) over HTTPS. Insecure registries — loopback hosts (127.0.0.0/8, ::1,
+localhost) and those the daemon lists (`--insecure-registry`) — are tried as dockerd tries them:
+over TLS without checking the certificate, then over plain HTTP when TLS does not answer.
 
 Auth follows the registry's challenge. A request answered 401 with
 `WWW-Authenticate: Basic ...` is retried with the Basic credentials, which are then sent with
@@ -36,7 +37,7 @@ import httpx
 
 from workbench.engine.registry.download import BlobRequest, Connections, direct
 from workbench.engine.registry.errors import RegistryRequestError, error_text, request_error
-from workbench.engine.registry.transport import base_url, is_loopback, ssl_context
+from workbench.engine.registry.transport import base_url, is_loopback, ssl_context, unverified_ssl_context
 from workbench.oci import mediatypes as mt
 from workbench.oci.digest import Digest, DigestMismatch
 
@@ -119,7 +120,13 @@ class RegistryClient:
                  insecure: Iterable[str] = (), timeout: float = 300.0,
                  http: httpx.AsyncClient | None = None) -> None:
         self.domain = domain
-        self.url = base_url(domain, insecure)
+        plain = base_url(domain, insecure)
+        # as dockerd does, an insecure registry (loopback, or listed) is tried over TLS without
+        # checking its certificate first, and over plain HTTP when that fails (from then on)
+        self._tls_first = "https://" + plain.removeprefix("http://") if plain.startswith("http://") else None
+        self._plain = plain if self._tls_first else None
+        self.url = self._tls_first or plain
+        self._settled = self._tls_first is None     # whether self.url is known to answer
         self.timeout = timeout
         self._auth = _Auth(credentials, scopes)
         self._connections = Connections()       # the worker threads' blob GETs (download.py)
@@ -128,7 +135,8 @@ class RegistryClient:
         # HTTP(S)_PROXY, ALL_PROXY and NO_PROXY apply as they do to dockerd: never to loopback
         self._http = http or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=30.0), follow_redirects=True,
-            trust_env=not is_loopback(domain), limits=limits, verify=ssl_context())
+            trust_env=not is_loopback(domain), limits=limits,
+            verify=unverified_ssl_context() if self._tls_first else ssl_context())
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -156,12 +164,19 @@ class RegistryClient:
             h = dict(headers or {})
             if sent:
                 h["Authorization"] = sent
-            request = self._http.build_request(method, url, headers=h, params=params,
-                                               content=body() if body is not None else None)
-            try:
-                response = await self._http.send(request, stream=stream)
-            except httpx.TransportError as err:
-                raise RegistryRequestError(f'{method.title()} "{url}": {_transport_text(err)}') from err
+            while True:
+                request = self._http.build_request(method, url, headers=h, params=params,
+                                                   content=body() if body is not None else None)
+                try:
+                    response = await self._http.send(request, stream=stream)
+                    if url.startswith(self.url + "/"):
+                        self._settled = True
+                    break
+                except httpx.TransportError as err:
+                    plain = self._over_plain_http(url)
+                    if plain is None:
+                        raise RegistryRequestError(f'{method.title()} "{url}": {_transport_text(err)}') from err
+                    url = plain
             challenge = response.headers.get("WWW-Authenticate", "")
             if response.status_code != 401 or not challenge or attempt == 1:
                 return response
@@ -171,6 +186,13 @@ class RegistryClient:
                 return response
         assert response is not None
         return response
+
+    def _over_plain_http(self, url: str) -> str | None:
+        """`url` over plain HTTP, for an insecure registry that TLS did not reach (None: not one)."""
+        if self._tls_first is None or self._plain is None or not url.startswith(self._tls_first + "/"):
+            return None
+        self.url = self._plain
+        return self._plain + url[len(self._tls_first):]
 
     async def answer_challenge(self, method: str, url: str, challenge: str, sent: str | None) -> bool:
         """Authenticate for a 401's `challenge` to a request sent with Authorization `sent`; False
@@ -320,12 +342,13 @@ class RegistryClient:
 
     def blob_request(self, repo: str, digest: str) -> BlobRequest | None:
         """The blob GET for a worker thread to make (`download.BlobBody`), with the Authorization
-        the client holds now; None when a proxy applies (then use `blob`, over httpx)."""
+        the client holds now; None when a proxy applies, or before an insecure registry has said
+        whether it speaks TLS (then use `blob`, over httpx)."""
         url = self._abs(f"/v2/{repo}/blobs/{digest}")
-        if not direct(url):
+        if not direct(url) or not self._settled:
             return None
         return BlobRequest(url, {"Authorization": self._auth.header} if self._auth.header else {}, self.timeout,
-                           self._connections)
+                           self._connections, unverified_host="" if self._tls_first is None else self.domain)
 
     async def fetch_blob(self, repo: str, digest: str, limit: int = 64 << 20) -> bytes:
         """A small blob (a config) in memory, verified against its digest."""

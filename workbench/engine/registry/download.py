@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 from workbench.engine.registry.errors import RegistryRequestError, request_error
-from workbench.engine.registry.transport import is_loopback, ssl_context
+from workbench.engine.registry.transport import is_loopback, ssl_context, unverified_ssl_context
 from workbench.errors import InvalidArgument, WorkbenchError
 
 __all__ = ["BlobBody", "BlobRequest", "Challenge", "Connections", "SizeMismatch", "direct"]
@@ -53,13 +53,13 @@ class Connections:
         self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
 
-    def take(self, url: str, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+    def take(self, url: str, timeout: float, unverified: str = "") -> tuple[http.client.HTTPConnection, bool]:
         """An idle connection to `url`'s origin (True: reused), or a new one (False)."""
         with self._lock:
             idle = self._idle.get(_origin(url))
             if idle:
                 return idle.pop(), True
-        return _connect(url, timeout), False
+        return _connect(url, timeout, unverified), False
 
     def give(self, url: str, conn: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -90,6 +90,7 @@ class BlobRequest:
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 300.0
     connections: Connections | None = field(default=None, compare=False)
+    unverified_host: str = ""  # host:port of an insecure registry: its TLS certificate is not checked
 
 
 class Challenge(WorkbenchError):
@@ -122,11 +123,13 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme, parts.netloc.lower()
 
 
-def _connect(url: str, timeout: float) -> http.client.HTTPConnection:
+def _connect(url: str, timeout: float, unverified: str = "") -> http.client.HTTPConnection:
+    """A connection to `url`'s origin; over TLS without certificate checks when its `host:port` is
+    `unverified` (an insecure registry, as `RegistryClient` speaks to it)."""
     parts = urlsplit(url)
     if parts.scheme == "https":
-        return http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout,
-                                           context=ssl_context())
+        context = unverified_ssl_context() if unverified and parts.netloc == unverified else ssl_context()
+        return http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout, context=context)
     if parts.scheme == "http":
         return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
     raise WorkbenchError(f'Get "{url}": unsupported protocol scheme "{parts.scheme}"')
@@ -193,8 +196,9 @@ class BlobBody(io.RawIOBase):
     def _send(self, url: str, headers: dict[str, str]) -> http.client.HTTPResponse:
         pool = self.request.connections
         while True:
-            conn, reused = pool.take(url, self.request.timeout) if pool else (_connect(url, self.request.timeout),
-                                                                                 False)
+            timeout, unverified = self.request.timeout, self.request.unverified_host
+            conn, reused = pool.take(url, timeout, unverified) if pool else (_connect(url, timeout, unverified),
+                                                                              False)
             with self._lock:
                 if self._aborted:
                     conn.close()

@@ -1,8 +1,8 @@
 """How the registry client reaches a registry: which URL, and the one TLS context.
 
 Plain HTTP is allowed only for loopback registries (127.0.0.0/8, ::1, localhost) and for the
-ones the daemon is configured to treat as insecure; Docker Hub (`docker.io`) is
-`https://registry-1.docker.io`; everything else is HTTPS.
+ones the daemon is configured to treat as insecure (after unverified TLS, see `RegistryClient`);
+Docker Hub (`docker.io`) is `https://registry-1.docker.io`; everything else is HTTPS.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import httpx
 
-__all__ = ["base_url", "is_loopback", "ssl_context", "warm_up"]
+__all__ = ["base_url", "is_loopback", "ssl_context", "unverified_ssl_context", "warm_up"]
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -53,7 +53,8 @@ def _is_insecure(domain: str, insecure: Iterable[str]) -> bool:
 
 
 def base_url(domain: str, insecure: Iterable[str] = ()) -> str:
-    """The URL a registry domain is reached at: https, or http for loopback and insecure ones."""
+    """The URL a registry domain is reached at: https, or http for loopback and insecure ones
+    (which `RegistryClient` tries over unverified TLS first, as dockerd does)."""
     if domain in (DOCKER_HUB, "index.docker.io"):
         return f"https://{DOCKER_HUB_API}"
     scheme = "http" if is_loopback(domain) or _is_insecure(domain, insecure) else "https"
@@ -65,6 +66,16 @@ def ssl_context() -> ssl.SSLContext:
     """The process's one verifying TLS context. Loading the CA bundle takes ~20 ms, which every
     pull and push paid (twice) before the first byte moved; an SSLContext is safe to share."""
     return httpx.create_ssl_context()
+
+
+@functools.cache
+def unverified_ssl_context() -> ssl.SSLContext:
+    """TLS without certificate checks, for registries the daemon treats as insecure (loopback and
+    `--insecure-registry`), which dockerd tries over TLS this way before plain HTTP."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 # What httpcore imports on its first request (anyio's asyncio backend and locks): ~20 ms that
