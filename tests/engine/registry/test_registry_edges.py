@@ -118,14 +118,29 @@ def test_accept_headers_merged_and_index_fallback(registry: Registry) -> None:
     # an old client that reads only schema 2 manifests gets the linux/amd64 one
     r = c.get(f"/v2/{R}/manifests/multi", headers={"Accept": DOCKER_MANIFEST})
     assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == amd.digest
-    # an OCI-only client asking for a docker manifest by tag: not acceptable
+    # a docker schema 2 manifest is served whatever the client accepts (as CNCF distribution does);
+    # an OCI manifest only to a client that lists it
     registry.push_manifest(R, "single", amd.manifest, DOCKER_MANIFEST)
     r = c.get(f"/v2/{R}/manifests/single", headers={"Accept": OCI_MANIFEST})
+    assert r.status_code == 200 and r.headers["Content-Type"] == DOCKER_MANIFEST
+    oci = make_image("ocionly")
+    registry.push_image(R, oci, tag="oci")
+    r = c.get(f"/v2/{R}/manifests/oci", headers={"Accept": DOCKER_MANIFEST})
     assert r.status_code == 404 and r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
     # no Accept, */*, or by digest: served as stored
     for headers in ({}, {"Accept": "*/*"}):
-        assert c.get(f"/v2/{R}/manifests/single", headers=headers).status_code == 200
-    assert c.get(f"/v2/{R}/manifests/{amd.digest}", headers={"Accept": OCI_MANIFEST}).status_code == 200
+        assert c.get(f"/v2/{R}/manifests/oci", headers=headers).status_code == 200
+    assert c.get(f"/v2/{R}/manifests/{oci.digest}", headers={"Accept": DOCKER_MANIFEST}).status_code == 200
+    # an index without a linux/amd64 entry has nothing to fall back to
+    armonly = make_index([arm], docker=True, extra={"manifests": [
+        arm.descriptor(platform={"os": "linux", "architecture": "arm64"})]})
+    registry.push_manifest(R, "armonly", armonly.manifest, DOCKER_LIST)
+    r = c.get(f"/v2/{R}/manifests/armonly", headers={"Accept": DOCKER_MANIFEST})
+    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    # the ETag is the digest: asked again with If-None-Match, 304 and no body
+    r = c.get(f"/v2/{R}/manifests/oci", headers={"If-None-Match": f'"{oci.digest}"'})
+    assert r.status_code == 304 and r.content == b"" and r.headers["Docker-Content-Digest"] == oci.digest
+    assert c.get(f"/v2/{R}/manifests/oci", headers={"If-None-Match": '"sha256:other"'}).status_code == 200
 
 
 def test_tags_pagination(registry: Registry) -> None:
@@ -252,3 +267,11 @@ def test_strict_references(tmp_path) -> None:  # type: ignore[no-untyped-def]
         reg.push_image(R, im, tag="t")
     finally:
         gen.close()
+
+
+def test_unknown_endpoints_answer_with_a_code_from_the_spec(registry: Registry) -> None:
+    """The spec's error codes are a closed list: an endpoint the registry does not have is 404
+    UNSUPPORTED, not a code of our own."""
+    for path in ("/v2/app/x/nothing-here", "/v2/app/x/blobs", "/v2/_catalog/extra"):
+        r = registry.client.get(path)
+        assert r.status_code == 404 and r.json()["errors"][0]["code"] == "UNSUPPORTED", (path, r.text)

@@ -154,7 +154,7 @@ class _Registry:
                 if handler is None:
                     raise Unsupported(f"{method} not allowed on {kind}")
                 return await handler(request, **args)
-        raise RegistryError(f"unknown endpoint {path[:200]}", status=404, code="NOT_FOUND")
+        raise RegistryError(f"unknown endpoint {path[:200]}", status=404, code="UNSUPPORTED")
 
     def scope(self, name: str, *actions: str) -> list[Scope]:
         return [Scope("repository", name, actions)]
@@ -195,25 +195,32 @@ class _Registry:
         m = await self.run(self.storage.manifest_get, name, reference)
         accept = {a.split(";", 1)[0].strip().lower()
                   for h in request.headers.getall("Accept", []) for a in h.split(",")} - {""}
+        # as CNCF distribution does: a Docker schema 2 manifest is served whatever the Accept header
+        # (there is no schema 1 to rewrite it to); by tag, an index the client cannot read gives way
+        # to its linux/amd64 manifest; anything else the client does not accept is not found
         if accept and not accept & {"*/*", "application/*"} and m.media_type not in accept \
-                and m.digest != reference:
-            # by tag, an index the client cannot read gives way to its linux/amd64 manifest
+                and m.media_type != mt.DOCKER_MANIFEST and m.digest != reference:
             child = None
             if m.media_type in mt.INDEXES and accept & set(mt.MANIFESTS):
                 child = await self.run(self._platform_child, name, m.data)
-            if child is None or child.media_type not in accept:
+            if child is None or (child.media_type not in accept and child.media_type != mt.DOCKER_MANIFEST):
                 raise ManifestUnknown(f"manifest {name}:{reference} is {m.media_type}, which the "
                                       f"Accept header does not list")
             m = child
-        headers = {"Docker-Content-Digest": m.digest, "ETag": f'"{m.digest}"'}
+        etag = f'"{m.digest}"'
+        headers = {"Docker-Content-Digest": m.digest, "ETag": etag}
+        if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
+            return web.Response(status=304, headers=headers)
         return web.Response(body=m.data, content_type=m.media_type.split(";")[0], headers=headers)
 
     def _platform_child(self, name: str, index: bytes) -> StoredManifest | None:
-        entries = [e for e in json.loads(index).get("manifests", []) if isinstance(e, dict)]
-        entries.sort(key=lambda e: (e.get("platform") or {}).get("architecture") != "amd64")
-        for entry in entries:
-            with contextlib.suppress(RegistryError, TypeError):
-                return self.storage.manifest_get(name, str(entry.get("digest")))
+        """The index's linux/amd64 manifest (what distribution falls back to), if it has one."""
+        for entry in json.loads(index).get("manifests", []):
+            platform = entry.get("platform") if isinstance(entry, dict) else None
+            if isinstance(platform, dict) and (platform.get("os"), platform.get("architecture")) == \
+                    ("linux", "amd64"):
+                with contextlib.suppress(RegistryError, TypeError):
+                    return self.storage.manifest_get(name, str(entry.get("digest")))
         return None
 
     manifest_head = manifest_get
