@@ -1,9 +1,10 @@
 """A small direct client of an OCI Distribution registry: catalog and tag lists, for `registry ls`.
 
-The engine has no Docker API route for listing a registry, so the client asks the registry itself.
-Loopback registries (`127.0.0.0/8`, `::1`, `localhost`) are spoken to over plain HTTP, others over
-HTTPS. Auth follows the registry's `WWW-Authenticate` challenge: Basic, or a Bearer token fetched
-from the realm (with the stored credentials when there are any).
+The engine has no Docker API route for listing a registry, so the client asks the registry itself,
+the way the engine would: over HTTPS (`docker.io` is `registry-1.docker.io`); an insecure registry
+(loopback, or one the engine lists as insecure in `/info`) over TLS without certificate checks
+first, then plain HTTP. Auth follows the registry's `WWW-Authenticate` challenge: Basic, or a
+Bearer token fetched from the realm (with the stored credentials when there are any).
 """
 
 from __future__ import annotations
@@ -45,11 +46,14 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 class RegistryBrowser:
     """List repositories and tags of one registry."""
 
-    def __init__(self, registry: str, auth: AuthConfig | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(self, registry: str, auth: AuthConfig | None = None, *, timeout: float = 30.0,
+                 insecure: bool | None = None) -> None:
         self.registry = registry
         self.auth = auth
-        scheme = "http" if is_loopback(registry) else "https"
-        self.base_url = f"{scheme}://{registry}"
+        host = "registry-1.docker.io" if registry in ("docker.io", "index.docker.io") else registry
+        self.insecure = is_loopback(registry) if insecure is None else insecure
+        self.base_url = f"https://{host}"
+        self._plain = f"http://{host}" if self.insecure else None
         self.timeout = timeout
         self._token: str | None = None
 
@@ -72,9 +76,16 @@ class RegistryBrowser:
         out: list[str] = []
         url: str | None = self.base_url + path
         try:
-            with httpx.Client(timeout=self.timeout) as http:
+            with httpx.Client(timeout=self.timeout, verify=not self.insecure) as http:
                 while url:
-                    response = self._get(http, url, params)
+                    try:
+                        response = self._get(http, url, params)
+                    except httpx.TransportError:
+                        if self._plain is None or not url.startswith(self.base_url + "/"):
+                            raise
+                        url = self._plain + url[len(self.base_url):]     # TLS did not answer
+                        self.base_url, self._plain = self._plain, None
+                        continue
                     out.extend((response.json() or {}).get(key) or [])
                     url = self._next(response) if n is None else None
                     params = {}

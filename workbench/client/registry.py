@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from workbench.client import _wire
 from workbench.client._config import AuthConfig, CredentialStore, registry_key, registry_of
-from workbench.client._distribution import RegistryBrowser
+from workbench.client._distribution import RegistryBrowser, is_loopback
+from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
     from workbench.client._connection import Connection
@@ -62,10 +64,30 @@ class RegistryAPI:
 
     def catalog(self, registry: str, *, n: int | None = None, last: str | None = None) -> list[str]:
         """Repositories in `registry` (asked directly, with the stored credentials)."""
-        return RegistryBrowser(registry, self.credentials.get(registry)).catalog(n=n, last=last)
+        return self._browser(registry).catalog(n=n, last=last)
 
     def tags(self, registry: str, repository: str, *, n: int | None = None,
              last: str | None = None) -> list[str]:
         """Tags of `repository` in `registry`."""
-        browser = RegistryBrowser(registry, self.credentials.get(registry))
-        return browser.tags(repository, n=n, last=last)
+        return self._browser(registry).tags(repository, n=n, last=last)
+
+    def _browser(self, registry: str) -> RegistryBrowser:
+        return RegistryBrowser(registry, self.credentials.get(registry), insecure=self.insecure(registry))
+
+    def insecure(self, registry: str) -> bool:
+        """Whether the engine treats `registry` as insecure (`/info`'s RegistryConfig: a host with
+        Secure false, or an address in an insecure CIDR); loopback when the engine cannot say."""
+        try:
+            config = (self._conn.json("GET", "/info") or {}).get("RegistryConfig") or {}
+        except WorkbenchError:
+            return is_loopback(registry)
+        index = (config.get("IndexConfigs") or {}).get(registry)
+        if isinstance(index, dict) and "Secure" in index:
+            return not index["Secure"]
+        host = registry.rsplit(":", 1)[0].strip("[]") if registry.count(":") == 1 or "]" in registry else registry
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in ipaddress.ip_network(c, strict=False)
+                   for c in config.get("InsecureRegistryCIDRs") or [] if isinstance(c, str))
