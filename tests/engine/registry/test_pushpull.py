@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from registry_support import Image, Registry, make_image
+from registry_support import Image, Registry, make_image, make_registry
 from test_pushpull_helpers import assert_no_unpack_left, host, inspect, pull, push, rmi, tag
 
 from workbench.oci.image import go_arch
@@ -292,6 +292,31 @@ def _big_image(seed: str, mb: int = 16) -> Image:
                                       "digest": _digest(config), "size": len(config)},
                            "layers": layers}).encode()
     return Image(manifest, "application/vnd.oci.image.manifest.v1+json", blobs)
+
+
+def test_layers_move_in_parallel_both_ways(engine, registry: Registry, tmp_path: Path) -> None:
+    """Pull and push move layers at once: a second layer is already moving before the first is
+    through (Docker's stream shows it as interleaved per-layer progress)."""
+    image = _big_image("parallel", mb=8)
+    registry.push_image("pp/parallel", image, tag="1")
+    repo = f"{host(registry.url)}/pp/parallel"
+    r = pull(engine, repo, "1")
+    assert r.status == 200 and r.error is None, r.raw
+    first_done = next(n for n, ev in enumerate(r.events) if ev.get("status") == "Download complete")
+    moving = {ev["id"] for ev in r.events[:first_done] if ev.get("status") == "Downloading"}
+    assert len(moving) == 2, r.events[:first_done]
+    gen = make_registry(tmp_path / "other")              # an empty registry: every layer is uploaded
+    other = next(gen)
+    try:
+        target = f"{host(other.url)}/pp/parallel"
+        tag(engine, f"{repo}:1", target, "1")
+        r = push(engine, target, "1")
+        assert r.status == 200 and r.error is None, r.raw
+        first_pushed = next(n for n, ev in enumerate(r.events) if ev.get("status") == "Pushed")
+        moving = {ev["id"] for ev in r.events[:first_pushed] if ev.get("status") == "Pushing"}
+        assert len(moving) == 2, r.events[:first_pushed]
+    finally:
+        gen.close()
 
 
 def test_client_going_away_mid_pull_leaves_a_clean_engine(engine, registry: Registry) -> None:

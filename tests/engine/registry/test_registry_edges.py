@@ -275,3 +275,15 @@ def test_unknown_endpoints_answer_with_a_code_from_the_spec(registry: Registry) 
     for path in ("/v2/app/x/nothing-here", "/v2/app/x/blobs", "/v2/_catalog/extra"):
         r = registry.client.get(path)
         assert r.status_code == 404 and r.json()["errors"][0]["code"] == "UNSUPPORTED", (path, r.text)
+
+
+def test_an_oversized_manifest_is_413_size_invalid(registry: Registry) -> None:
+    """Manifests are capped (8 MiB, as the server reads them into memory): a bigger one is refused
+    with 413 SIZE_INVALID, stored nowhere, and the registry keeps serving."""
+    from workbench.engine.registry import MAX_MANIFEST
+    big = b'{"schemaVersion":2,"annotations":{"x":"' + b"x" * (MAX_MANIFEST + 1) + b'"}}'
+    r = registry.client.put(f"/v2/{R}/manifests/huge", content=big,
+                            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert r.status_code == 413 and r.json()["errors"][0]["code"] == "SIZE_INVALID"
+    assert registry.client.get(f"/v2/{R}/manifests/huge").status_code == 404
+    assert registry.client.get("/v2/").status_code == 200

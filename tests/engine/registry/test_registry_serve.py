@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -9,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from registry_support import make_image
 
 from workbench.engine.registry.auth import make_htpasswd_line
@@ -97,3 +102,51 @@ def test_serve_coroutine_token_auth_and_cancel(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert (tmp_path / "root" / ".token-secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_blob_gets_are_sent_with_sendfile(tmp_path: Path) -> None:
+    """strace on the registry process while it serves a 32 MB blob four times: the bytes go out
+    through sendfile(2), and nothing near that many is read(2) into the process."""
+    if shutil.which("strace") is None:
+        pytest.fail("strace is required: apt-get install strace (make setup does it)")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.engine.registry.server",
+                             "--root", str(tmp_path / "root"), "--addr", f"127.0.0.1:{port}"])
+    tracer = None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                httpx.get(f"{url}/v2/")
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        data = os.urandom(32 << 20)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        assert httpx.post(f"{url}/v2/sf/app/blobs/uploads/?digest={digest}", content=data,
+                          timeout=60).status_code == 201
+        trace = tmp_path / "strace.txt"
+        tracer = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=sendfile,read,pread64,readv",
+                                   "-o", str(trace), "-p", str(proc.pid)], stderr=subprocess.DEVNULL)
+        time.sleep(0.5)                                  # attached to every thread
+        for _ in range(4):
+            with httpx.stream("GET", f"{url}/v2/sf/app/blobs/{digest}", timeout=60) as r:
+                got = hashlib.sha256()
+                for chunk in r.iter_raw():
+                    got.update(chunk)
+                assert "sha256:" + got.hexdigest() == digest
+        tracer.terminate()
+        tracer.wait(10)
+        sent = read = 0
+        for call, result in re.findall(r"^\d+\s+(\w+)\(.*\)\s+=\s+(\d+)", trace.read_text(), re.M):
+            if call == "sendfile":                      # "1234 sendfile(12, 13, [0] => [..], N) = n"
+                sent += int(result)
+            else:
+                read += int(result)
+        assert sent >= 4 * len(data), f"sendfile moved {sent} bytes"
+        assert read < len(data) // 8, f"the registry read {read} bytes to serve 4 x {len(data)}"
+    finally:
+        if tracer is not None and tracer.poll() is None:
+            tracer.kill()
+        proc.terminate()
+        proc.wait(10)
