@@ -287,3 +287,18 @@ def test_an_oversized_manifest_is_413_size_invalid(registry: Registry) -> None:
     assert r.status_code == 413 and r.json()["errors"][0]["code"] == "SIZE_INVALID"
     assert registry.client.get(f"/v2/{R}/manifests/huge").status_code == 404
     assert registry.client.get("/v2/").status_code == 200
+
+
+def test_a_reference_that_is_no_tag_is_an_unknown_manifest(registry: Registry) -> None:
+    """GET/HEAD/DELETE of `.INVALID_MANIFEST_NAME` is 404 MANIFEST_UNKNOWN (the OCI conformance
+    suite's "nonexistent manifest" checks); pushing a manifest under it is 400 TAG_INVALID."""
+    path = f"/v2/{R}/manifests/.INVALID_MANIFEST_NAME"
+    r = registry.client.get(path)
+    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    assert registry.client.head(path).status_code == 404
+    assert registry.client.delete(path).status_code == 404
+    image = make_image("notag", layers=1)
+    for blob in image.blobs.values():
+        registry.push_blob(R, blob)
+    r = registry.client.put(path, content=image.manifest, headers={"Content-Type": image.media_type})
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "TAG_INVALID"

@@ -312,9 +312,12 @@ class RegistryStorage:
 
     # -- manifests and tags --
     def resolve(self, name: str, reference: str) -> Digest:
-        """Tag or digest → digest of a manifest in `name`. Raise ManifestUnknown."""
+        """Tag or digest → digest of a manifest in `name`. Raise ManifestUnknown, also for a
+        reference that is no tag (no manifest can have it: the conformance suite reads
+        `.INVALID_MANIFEST_NAME` as "nonexistent", 404), and DigestInvalid for a malformed digest."""
         repo = self.repo_dir(name)
-        _check_reference(reference)
+        if ":" not in reference and not is_tag(reference):
+            raise ManifestUnknown(f"manifest unknown: {name}:{reference[:200]}", detail={"tag": reference[:200]})
         if is_tag(reference):
             try:
                 d = Digest.parse((repo / "_tags" / reference).read_text().strip())
