@@ -10,6 +10,8 @@ import tarfile
 
 import pytest
 
+from workbench.oci.image import chain_ids
+
 from tests.helpers import busybox_rootfs_tar
 
 
@@ -88,11 +90,14 @@ def test_history_shape(engine):
 def test_rmi_untag_then_delete(engine):
     image_id = _import(engine, _tar({"z": b"z"}), "rmi-a:1").json()["status"]
     engine.api.post(f"/images/{image_id}/tag", params={"repo": "rmi-b", "tag": "1"})
+    layers = engine.api.get(f"/images/{image_id}/json").json()["RootFS"]["Layers"]
     r = engine.api.delete("/images/rmi-a:1")
     assert r.json() == [{"Untagged": "rmi-a:1"}]
     r = engine.api.delete("/images/rmi-b:1")
-    assert r.json() == [{"Untagged": "rmi-b:1"}, {"Deleted": image_id}]
+    # the image, then its layer (no other image has it), listed by chain ID as dockerd does
+    assert r.json() == [{"Untagged": "rmi-b:1"}, {"Deleted": image_id}] + [{"Deleted": c} for c in chain_ids(layers)]
     assert engine.api.get(f"/images/{image_id}/json").status_code == 404
+    assert not (engine.root / "snapshots" / "snapshots" / chain_ids(layers)[0].split(":")[1]).exists()
 
 
 def test_rmi_id_with_several_tags_needs_force(engine):

@@ -140,7 +140,12 @@ class Puller:
         return sink.run(every_tag())
 
     async def _pull(self, job: PullJob, sink: EventSink, *, status: bool = True) -> bool:
-        """One image's pull; True when the reference now names a different image than before."""
+        """One image's pull; True when the reference now names a different image than before.
+        Layer collection waits while it runs (its layers belong to no image until the end)."""
+        async with self.images.gc.busy_async():
+            return await self._pull_held(job, sink, status=status)
+
+    async def _pull_held(self, job: PullJob, sink: EventSink, *, status: bool) -> bool:
         ref = job.ref
         sink.status(f"Pulling from {ref.path}", ref.digest or ref.tag)
         existing = self.images.find(job.config_digest)

@@ -164,7 +164,15 @@ class BuildService:
     async def build(self, opts: BuildOptions, body: BinaryIO, *, pull: PullFn | None = None
                     ) -> AsyncIterator[BuildEvent]:
         """Build from the context tar read from `body` (a blocking reader, read in a worker thread
-        to its end); see the module docstring.
+        to its end); see the module docstring and `_build`. Layer collection waits while a build
+        runs: each step's layer is made before the step's image refers to it."""
+        async with self.images.gc.busy_async():
+            async for ev in self._build(opts, body, pull=pull):
+                yield ev
+
+    async def _build(self, opts: BuildOptions, body: BinaryIO, *, pull: PullFn | None = None
+                     ) -> AsyncIterator[BuildEvent]:
+        """The build itself.
 
         Args:
             pull: fetches a FROM image missing from the store (or every one, with `opts.pull`);

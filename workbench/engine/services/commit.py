@@ -22,6 +22,13 @@ def commit(runner: Any, image_io: Any, ref: str, *, repo: str | None, tag: str |
            author: str = "", changes: list[str] = (), config: dict[str, Any] | None = None,
            pause: bool = True) -> str:
     """Commit container `ref` and return the new image ID (blocking: call from a worker thread)."""
+    with runner.svc.images.gc.busy():        # the new layer belongs to no image until the end
+        return _commit(runner, image_io, ref, repo=repo, tag=tag, comment=comment, author=author,
+                       changes=changes, config=config, pause=pause)
+
+
+def _commit(runner: Any, image_io: Any, ref: str, *, repo: str | None, tag: str | None, comment: str,
+            author: str, changes: list[str], config: dict[str, Any] | None, pause: bool) -> str:
     svc = runner.svc
     doc = svc.get(ref)
     images = svc.images

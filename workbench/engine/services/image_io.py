@@ -208,21 +208,21 @@ class ImageIO:
             if tag:
                 ref = ref.with_tag(tag)
             tags.append(ref.with_default_tag().familiar)
-        with open(body, "rb") as f:
+        with self.images.gc.busy(), open(body, "rb") as f:
             _check_tar(f)
             info = self.layers.ingest(f)
-        self.layers.unpack([info.diff_id])
-        now = rfc3339(time.time())
-        cfg = empty_config(now, [info.diff_id], apply_changes({}, list(changes)),
-                           [{"created": now, "comment": message or "Imported from -"}])
-        return self.register(cfg, [info], tags=tags)
+            self.layers.unpack([info.diff_id])
+            now = rfc3339(time.time())
+            cfg = empty_config(now, [info.diff_id], apply_changes({}, list(changes)),
+                               [{"created": now, "comment": message or "Imported from -"}])
+            return self.register(cfg, [info], tags=tags)
 
     # Load -------------------------------------------------------------------------------------
     def load(self, body: Path) -> Iterator[str]:
         """Load a docker-save or OCI-layout archive; yield one "Loaded image..." line per image."""
         plain = _decompressed_copy(body, self.tmp_dir)
         try:
-            with tarfile.open(plain, "r:") as tar:
+            with self.images.gc.busy(), tarfile.open(plain, "r:") as tar:
                 members = {m.name.lstrip("./").lstrip("/"): m for m in tar.getmembers()}
                 if "index.json" in members and _has_oci_blobs(members):
                     yield from self._load_oci(tar, members)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from workbench.engine.services.layer_gc import LayerCollector
 from workbench.engine.store.content import ContentStore
 from workbench.engine.store.metadata import Metadata
 from workbench.errors import Conflict, InvalidArgument, NotFound
@@ -79,6 +80,7 @@ class ImageService:
         self.content = content
         self.snapshots = snapshots
         self.containers_using: Callable[[str], list[str]] = lambda image_id: []
+        self.gc = LayerCollector(self)
         self._config = lru_cache(maxsize=512)(self._load_config)
 
     # Resolution -------------------------------------------------------------------------------
@@ -283,6 +285,14 @@ class ImageService:
 
     # Remove and prune -------------------------------------------------------------------------
     def remove(self, ref: str, *, force: bool = False, noprune: bool = False) -> list[dict[str, str]]:
+        """`DELETE /images/{name}`: untag, or delete the image (and its untagged parents unless
+        `noprune`); then the layers nothing uses any more, listed as dockerd lists them."""
+        out = self._remove(ref, force=force, noprune=noprune)
+        if any("Deleted" in entry for entry in out):
+            out += [{"Deleted": chain} for chain in self.gc.collect().chains]
+        return out
+
+    def _remove(self, ref: str, *, force: bool = False, noprune: bool = False) -> list[dict[str, str]]:
         rec = self.get(ref)
         tags = self.tags_of(rec.id)
         by_name = self._named(ref, rec, tags)
@@ -317,7 +327,7 @@ class ImageService:
             parent = self.find(rec.parent)
             if parent and not self.tags_of(parent.id) and not self.children(parent.id) \
                     and not self.containers_using(parent.id):
-                out += self.remove(parent.id, noprune=False)
+                out += self._remove(parent.id, noprune=False)
         return out
 
     @staticmethod
@@ -354,6 +364,8 @@ class ImageService:
         while changed:
             changed = False
             for rec in self.all():
+                if self.find(rec.id) is None:     # gone with a child removed earlier in this pass
+                    continue
                 if self.containers_using(rec.id) or self.children(rec.id):
                     continue
                 tags = self.tags_of(rec.id)
@@ -362,9 +374,14 @@ class ImageService:
                 labels = (self.config(rec).get("config") or {}).get("Labels") or {}
                 if not self._label_filters(labels, filters):
                     continue
-                deleted += self.remove(rec.id, force=True)
+                deleted += self._remove(rec.id, force=True)
                 reclaimed += rec.size
                 changed = True
+        if deleted:
+            swept = self.gc.collect()
+            deleted += [{"Deleted": chain} for chain in swept.chains]
+            if not swept.deferred:
+                reclaimed = swept.freed
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     @staticmethod

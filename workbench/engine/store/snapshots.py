@@ -152,8 +152,9 @@ class Snapshotter(Protocol):
         """Detach the mount at `target` (lazily); no error if nothing is mounted there."""
         ...
 
-    def remove(self, chain_id: str) -> None:
-        """Delete a snapshot; `Conflict` while another snapshot has it as parent."""
+    def remove(self, chain_id: str, *, trash: list[Path] | None = None) -> None:
+        """Delete a snapshot; `Conflict` while another snapshot has it as parent. With `trash`, it
+        is only renamed aside and the path appended there, for the caller to delete."""
         ...
 
     def usage(self, chain_id: str) -> tuple[int, int]:
@@ -380,7 +381,9 @@ class OverlaySnapshotter:
         return await asyncio.to_thread(self.create_layer, chain_id, parent_chain_id, tar_stream,
                                        diff_id=diff_id)
 
-    def remove(self, chain_id: str) -> None:
+    def remove(self, chain_id: str, *, trash: list[Path] | None = None) -> None:
+        """See `Snapshotter.remove`; with `trash`, the snapshot is renamed aside and its path
+        appended there for the caller to delete (a collector does that after its critical section)."""
         snap = self._dir(chain_id)
         with self._lock(chain_id):
             if not snap.exists():
@@ -390,9 +393,12 @@ class OverlaySnapshotter:
                     raise Conflict(f"snapshot {chain_id} is the parent of {other.chain_id}")
             with contextlib.suppress(FileNotFoundError):
                 (self._links / (snap / "link").read_text().strip()).unlink()
-            trash = self._snaps / f".tmp-rm-{snap.name[:12]}-{secrets.token_hex(4)}"
-            os.rename(snap, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            aside = self._snaps / f".tmp-rm-{snap.name[:12]}-{secrets.token_hex(4)}"
+            os.rename(snap, aside)
+            if trash is not None:
+                trash.append(aside)
+            else:
+                shutil.rmtree(aside, ignore_errors=True)
 
     # -- mounts ----------------------------------------------------------------------------
     def mount(self, target: Path, upper: Path | None, work: Path | None, chain_id: str | None) -> None:
