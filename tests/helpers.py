@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
 from functools import lru_cache
 from pathlib import Path
 
@@ -42,3 +44,13 @@ def busybox_rootfs_tar() -> bytes:
     """The rootfs tar `workbench image bootstrap busybox` imports (host's static busybox + applets)."""
     from workbench.cli.bootstrap import busybox_rootfs
     return busybox_rootfs()
+
+
+def self_signed_tls(directory: Path) -> ssl.SSLContext:
+    """A server TLS context with a fresh self-signed certificate (openssl), files in `directory`."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=registry.test"], check=True, capture_output=True)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    return tls

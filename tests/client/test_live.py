@@ -491,21 +491,15 @@ def test_concurrent_requests_share_one_client(client, cleanup):
 def test_registry_browsing_follows_the_engines_insecure_registries(client, tmp_path, name):
     """`registry ls` asks the registry itself, as the engine would reach it: loopback and what
     `/info` lists as insecure over unverified TLS first, then plain HTTP; anything else verified."""
-    import ssl
-    import subprocess
-
     import httpx
 
     from tests.engine.registry.registry_support import Registry, Served, make_image, make_registry_app
+    from tests.helpers import self_signed_tls
     from workbench.engine.registry.storage import RegistryStorage
 
     assert client.registry.insecure("127.0.0.1:5000") and client.registry.insecure("[::1]:5000")
     assert not client.registry.insecure("registry.example:5000") and not client.registry.insecure("docker.io")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=registry.test"], check=True, capture_output=True)
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(cert, key)
+    tls = self_signed_tls(tmp_path)
     storage = RegistryStorage(tmp_path / "reg")
     plain, secure = Served(make_registry_app(storage)), Served(make_registry_app(storage), tls=tls)
     try:

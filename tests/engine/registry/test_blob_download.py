@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import socket
-import ssl
 import subprocess
 import threading
 import time
@@ -26,6 +25,7 @@ from registry_support import Registry, Served, make_image, make_registry
 from test_pushpull_helpers import free_port, host, inspect, pull, registry_auth
 
 from tests.conftest import own_engine
+from tests.helpers import self_signed_tls
 from workbench.engine.registry.auth import Htpasswd, TokenAuth
 from workbench.engine.registry.client import Credentials, RegistryClient, RegistryRequestError
 from workbench.engine.registry.download import (
@@ -276,11 +276,7 @@ def test_pull_answers_a_challenge_on_a_layer_get(engine, tmp_path: Path, htpassw
 def test_pull_from_a_loopback_registry_over_tls_with_a_self_signed_certificate(engine, tmp_path: Path) -> None:
     """Loopback registries are insecure ones, which dockerd tries over TLS without checking the
     certificate before plain HTTP: a local registry behind a self-signed certificate works."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=registry.test"], check=True, capture_output=True)
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(cert, key)
+    tls = self_signed_tls(tmp_path)
     storage = RegistryStorage(tmp_path / "registry")
     plain = Served(make_registry_app(storage))
     secure = Served(make_registry_app(storage), tls=tls)      # the same storage, over TLS only
