@@ -496,7 +496,8 @@ def engine_start(client: Client, args: Args) -> int:
     from workbench.engine.daemon import main_start
 
     hosts = args.listen or [args.host or os.environ.get("WORKBENCH_HOST") or client.host.url]
-    return main_start(args.root, hosts, args.registry, args.detach, insecure=args.insecure_registry)
+    return main_start(args.root, hosts, args.registry, args.detach, insecure=args.insecure_registry,
+                      registry_htpasswd=args.registry_htpasswd)
 
 
 def engine_stop(client: Client, args: Args) -> int:

@@ -353,6 +353,8 @@ def engine_verbs(sub: _Sub) -> None:
     p.add_argument("--host", action="append", default=[], dest="listen",
                    help="Address to listen on (unix:///PATH, tcp://HOST:PORT); repeatable")
     p.add_argument("--registry", metavar="HOST:PORT", help="Also serve a registry on this address")
+    p.add_argument("--registry-htpasswd", metavar="FILE", dest="registry_htpasswd",
+                   help="htpasswd file (bcrypt): Basic auth for that registry")
     p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]|CIDR",
                    dest="insecure_registry", help="Registry to reach over plain HTTP (besides loopback); repeatable")
     p.add_argument("--detach", "-d", action="store_true", help="Daemonise (pidfile and log file under root)")

@@ -17,6 +17,7 @@ class DaemonConfig:
     root: Path = Path(DEFAULT_ROOT)
     hosts: tuple[str, ...] = (DEFAULT_HOST,)
     registry_addr: str | None = None
+    registry_htpasswd: str | None = None   # Basic auth for the registry the daemon serves
     runtime: str | None = None           # "runc" / "crun" / None = pick
     insecure_registries: tuple[str, ...] = ()
     log_level: str = "info"

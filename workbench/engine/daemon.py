@@ -201,9 +201,11 @@ def _release_idle_netns_dir(directory: Path) -> None:
 async def _start_registry(config: DaemonConfig) -> Any:
     if not config.registry_addr:
         return None
-    from workbench.engine.registry import make_registry_app, start_registry
+    from workbench.engine.registry import HtpasswdAuth, make_registry_app, start_registry
+    from workbench.engine.registry.auth import Htpasswd
     from workbench.engine.registry.storage import RegistryStorage
-    app = make_registry_app(RegistryStorage(config.registry_dir))
+    auth = HtpasswdAuth(Htpasswd(config.registry_htpasswd)) if config.registry_htpasswd else None
+    app = make_registry_app(RegistryStorage(config.registry_dir), auth=auth)
     return await start_registry(app, config.registry_addr)
 
 
@@ -240,15 +242,18 @@ def _ping(path: str, timeout: float = 1.0) -> bool:
 
 # CLI entry points ---------------------------------------------------------------------------------
 def _config(root: str | None, hosts: list[str] | None, registry: str | None = None,
-            runtime: str | None = None, insecure: list[str] | None = None) -> DaemonConfig:
+            runtime: str | None = None, insecure: list[str] | None = None,
+            registry_htpasswd: str | None = None) -> DaemonConfig:
     return DaemonConfig(root=Path(root or DEFAULT_ROOT), hosts=tuple(hosts or [DEFAULT_HOST]),
                         registry_addr=registry, runtime=runtime or os.environ.get("WORKBENCH_RUNTIME") or None,
-                        insecure_registries=tuple(insecure or ()))
+                        insecure_registries=tuple(insecure or ()),
+                        registry_htpasswd=str(Path(registry_htpasswd).resolve()) if registry_htpasswd else None)
 
 
 def main_start(root: str | None = None, hosts: list[str] | None = None, registry: str | None = None,
-               detach: bool = False, runtime: str | None = None, insecure: list[str] | None = None) -> int:
-    config = _config(root, hosts, registry, runtime, insecure)
+               detach: bool = False, runtime: str | None = None, insecure: list[str] | None = None,
+               registry_htpasswd: str | None = None) -> int:
+    config = _config(root, hosts, registry, runtime, insecure, registry_htpasswd)
     if detach:
         return _start_detached(config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -267,6 +272,8 @@ def _start_detached(config: DaemonConfig) -> int:
         argv += ["--host", h]
     if config.registry_addr:
         argv += ["--registry", config.registry_addr]
+    if config.registry_htpasswd:
+        argv += ["--registry-htpasswd", config.registry_htpasswd]
     if config.runtime:
         argv += ["--runtime", config.runtime]
     for entry in config.insecure_registries:
@@ -362,8 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runtime", help="runc or crun (default: $WORKBENCH_RUNTIME, else runc)")
     p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]|CIDR",
                    help="a registry to reach over plain HTTP (besides loopback); repeatable")
+    p.add_argument("--registry-htpasswd", help="htpasswd file (bcrypt): Basic auth for the --registry")
     a = p.parse_args(argv)
-    return main_start(a.root, a.host, a.registry, detach=False, runtime=a.runtime, insecure=a.insecure_registry)
+    return main_start(a.root, a.host, a.registry, detach=False, runtime=a.runtime, insecure=a.insecure_registry,
+                      registry_htpasswd=a.registry_htpasswd)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import httpx
 from registry_support import Registry, digest_of, make_image
-from test_pushpull_helpers import free_port, host, push, tag
+from test_pushpull_helpers import free_port, host, push, registry_auth, tag
 
 from tests.conftest import own_engine
 from tests.helpers import busybox_rootfs_tar
 from workbench.engine.registry import BlobUploadUnknown
 from workbench.engine.registry import server as registry_server
 from workbench.engine.registry import storage as registry_storage
+from workbench.engine.registry.auth import make_htpasswd_line
 from workbench.engine.registry.gc import collect
 
 
@@ -155,20 +156,24 @@ def test_a_blob_a_pusher_was_told_exists_survives_gc_until_its_manifest(registry
 
 
 def test_the_engine_daemon_serves_a_registry(tmp_path: Path) -> None:
-    """`workbench engine start --registry HOST:PORT`: the daemon serves the Distribution API too,
-    and can push to it."""
+    """`workbench engine start --registry HOST:PORT --registry-htpasswd FILE`: the daemon serves
+    the Distribution API too (Basic auth from the htpasswd file), and can push to it."""
     port = free_port()
-    with own_engine("wbtr-", args=["--registry", f"127.0.0.1:{port}"]) as eng:
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(make_htpasswd_line("eve", "pw", rounds=4) + "\n")
+    with own_engine("wbtr-", args=["--registry", f"127.0.0.1:{port}", "--registry-htpasswd", str(htpasswd)]) as eng:
         base = f"http://127.0.0.1:{port}"
-        ping = httpx.get(f"{base}/v2/", timeout=10)
+        assert httpx.get(f"{base}/v2/", timeout=10).status_code == 401
+        ping = httpx.get(f"{base}/v2/", timeout=10, auth=("eve", "pw"))
         assert ping.status_code == 200 and ping.headers["Docker-Distribution-API-Version"] == "registry/2.0"
         r = eng.api.post("/images/create", params={"fromSrc": "-", "repo": "tiny", "tag": "1"},
                          content=busybox_rootfs_tar(), headers={"Content-Type": "text/plain"})
         assert r.status_code == 200, r.text
         repo = f"{host(base)}/served/tiny"
         tag(eng, "tiny:1", repo, "1")
-        reply = push(eng, repo, "1")
+        assert push(eng, repo, "1").error                                   # no credentials
+        reply = push(eng, repo, "1", auth=registry_auth("eve", "pw"))
         assert reply.status == 200 and reply.error is None, reply.raw
-        assert httpx.get(f"{base}/v2/_catalog").json() == {"repositories": ["served/tiny"]}
-        assert httpx.get(f"{base}/v2/served/tiny/tags/list").json()["tags"] == ["1"]
+        assert httpx.get(f"{base}/v2/_catalog", auth=("eve", "pw")).json() == {"repositories": ["served/tiny"]}
+        assert httpx.get(f"{base}/v2/served/tiny/tags/list", auth=("eve", "pw")).json()["tags"] == ["1"]
         assert (eng.root / "registry" / "repositories" / "served" / "tiny" / "_tags" / "1").is_file()
