@@ -139,7 +139,7 @@ class Registry:
                               f"{{rootdirectory: {self.dir / 'data'}}}\nhttp: {{addr: 127.0.0.1:{self.port}}}\n")
             argv = ["docker-registry", "serve", str(config)]
         else:
-            argv = [sys.executable, "-m", "workbench.engine.registry.server", "--root", str(self.dir / "data"),
+            argv = [sys.executable, "-m", "workbench.engine.registry.standalone", "--root", str(self.dir / "data"),
                     "--addr", f"127.0.0.1:{self.port}"]
         self.proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=ROOT, start_new_session=True)
         for _ in range(300):

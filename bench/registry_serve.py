@@ -104,7 +104,7 @@ def measure(url: str, path: str, rounds: int, clients: int, seconds: float) -> l
 
 def start_ours(root: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.engine.registry.server", "--root", str(root),
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.engine.registry.standalone", "--root", str(root),
                              "--addr", f"127.0.0.1:{port}", "--workers", str(workers)])
     url = f"http://127.0.0.1:{port}"
     wait_ready(url)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from workbench.cli import sessions, transfer
+from workbench.cli.admin import ADMIN_COMMANDS
 from workbench.client import Client
 from workbench.client.images import split_reference
 from workbench.errors import InvalidArgument, NotFound, WorkbenchError
@@ -467,51 +468,6 @@ def volume_prune(client: Client, args: Args) -> Any:
     return client.volumes.prune(filters=parse_filters(args.filter))
 
 
-# -- registry and engine ----------------------------------------------------------------------------
-def registry_ls(client: Client, args: Args) -> list[str]:
-    """Repositories of `REGISTRY`, or the tags of `REGISTRY/REPOSITORY`."""
-    registry, _, repository = args.location.partition("/")
-    if repository:
-        return client.registry.tags(registry, repository, n=args.limit, last=args.last)
-    return client.registry.catalog(registry, n=args.limit, last=args.last)
-
-
-def registry_serve(client: Client, args: Args) -> int:
-    import asyncio
-
-    from workbench.engine.registry import serve
-
-    asyncio.run(serve(args.root, args.addr, htpasswd=args.htpasswd, read_only=args.read_only,
-                      token_auth=args.token, workers=args.workers))
-    return 0
-
-
-def registry_gc(client: Client, args: Args) -> Any:
-    from workbench.engine.registry.gc import gc
-
-    return gc(args.root, dry_run=args.dry_run)
-
-
-def engine_start(client: Client, args: Args) -> int:
-    from workbench.engine.daemon import main_start
-
-    hosts = args.listen or [args.host or os.environ.get("WORKBENCH_HOST") or client.host.url]
-    return main_start(args.root, hosts, args.registry, args.detach, insecure=args.insecure_registry,
-                      registry_htpasswd=args.registry_htpasswd)
-
-
-def engine_stop(client: Client, args: Args) -> int:
-    from workbench.engine.daemon import main_stop
-
-    return main_stop(args.root)
-
-
-def engine_status(client: Client, args: Args) -> int:
-    from workbench.engine.daemon import main_status
-
-    return main_status(args.root, args.host or client.host.url)
-
-
 COMMANDS: dict[str, Callable[[Client, Args], Any]] = {
     "image_ls": image_ls, "image_inspect": image_inspect, "image_history": image_history,
     "image_tag": image_tag, "image_rm": image_rm, "image_prune": image_prune, "image_import": image_import,
@@ -531,6 +487,5 @@ COMMANDS: dict[str, Callable[[Client, Args], Any]] = {
     "network_rm": network_rm, "network_connect": network_connect, "network_disconnect": network_disconnect,
     "network_prune": network_prune, "volume_create": volume_create, "volume_ls": volume_ls,
     "volume_inspect": volume_inspect, "volume_rm": volume_rm, "volume_prune": volume_prune,
-    "registry_ls": registry_ls, "registry_serve": registry_serve, "registry_gc": registry_gc,
-    "engine_start": engine_start, "engine_stop": engine_stop, "engine_status": engine_status,
+    **ADMIN_COMMANDS,
 }

@@ -29,7 +29,7 @@ def test_serve_standalone_with_workers(tmp_path: Path) -> None:
     htpasswd = tmp_path / "htpasswd"
     htpasswd.write_text(make_htpasswd_line("ci", "pw", rounds=4) + "\n")
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.engine.registry.server",
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.engine.registry.standalone",
                              "--root", str(tmp_path / "root"), "--addr", f"127.0.0.1:{port}",
                              "--htpasswd", str(htpasswd), "--workers", "2"])
     try:
@@ -110,7 +110,7 @@ def test_blob_gets_are_sent_with_sendfile(tmp_path: Path) -> None:
     if shutil.which("strace") is None:
         pytest.fail("strace is required: apt-get install strace (make setup does it)")
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.engine.registry.server",
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.engine.registry.standalone",
                              "--root", str(tmp_path / "root"), "--addr", f"127.0.0.1:{port}"])
     tracer = None
     try:

@@ -29,7 +29,7 @@ MAX_MANIFEST = 8 << 20
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
 _LAZY = {
-    "make_registry_app": "server", "serve": "server", "start_registry": "server", "RegistryStorage": "storage",
+    "make_registry_app": "server", "serve": "standalone", "start_registry": "standalone", "RegistryStorage": "storage",
     "gc": "gc", "GCResult": "gc", "HtpasswdAuth": "auth", "TokenAuth": "auth",
 }
 
