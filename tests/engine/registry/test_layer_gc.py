@@ -138,3 +138,22 @@ def test_a_collection_waits_for_a_pull_that_is_making_layers(engine, tmp_path: P
         release.set()
         slow.close()
         plain.close()
+
+
+def test_two_removals_at_once_sweep_one_after_the_other(engine) -> None:
+    images = [_import(engine, f"gc-twin{i}") for i in range(4)]
+    chains = [chain_ids(i["RootFS"]["Layers"])[-1] for i in images]
+    replies: list = [None] * len(images)
+
+    def rmi(n: int) -> None:
+        replies[n] = engine.api.delete(f"/images/gc-twin{n}:1")
+
+    threads = [threading.Thread(target=rmi, args=(n,)) for n in range(len(images))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(r is not None and r.status_code == 200 for r in replies), [r.text for r in replies if r]
+    assert not any(_snapshot(engine, c).exists() for c in chains)
+    assert not list((engine.root / "snapshots" / "snapshots").glob(".tmp-rm-*"))
+    assert engine.api.get("/_ping").status_code == 200

@@ -41,8 +41,9 @@ def routes(images: ImageService, io: ImageIO, tmp_dir: Path, *, pull: PullHandle
         return web.Response(status=201)
 
     async def remove(request: web.Request) -> web.Response:
-        return json_response(images.remove(request.match_info["name"], force=qbool(request, "force"),
-                                           noprune=qbool(request, "noprune")))
+        # off the event loop: the layers the image took along are deleted from disk before the reply
+        return json_response(await run(images.remove, request.match_info["name"], force=qbool(request, "force"),
+                                       noprune=qbool(request, "noprune")))
 
     async def prune(request: web.Request) -> web.Response:
         f = filters(request)

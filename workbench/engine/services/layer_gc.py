@@ -86,6 +86,8 @@ class LayerCollector:
     def collect(self) -> Swept:
         """Sweep now, or (when work is busy) as soon as the last of it ends."""
         with self._cond:
+            while self._sweeping:           # one sweep at a time (two rmis at once)
+                self._cond.wait()
             if self._busy:
                 self._pending = True
                 return Swept(deferred=True)
