@@ -296,6 +296,34 @@ def test_pull_from_a_loopback_registry_over_tls_with_a_self_signed_certificate(e
         plain.close()
 
 
+def test_an_insecure_registry_that_answered_over_tls_is_never_downgraded(tmp_path: Path) -> None:
+    """TLS first, plain HTTP only if TLS never answers: once the registry has answered over TLS, a
+    dropped connection is an error, and the next requests still go over TLS."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if "/drop/" in request.path:                          # a reset mid-conversation
+            request.transport.close()
+            await asyncio.sleep(1)
+        return web.json_response({}, headers={"Docker-Distribution-API-Version": "registry/2.0"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    served = Served(app, tls=self_signed_tls(tmp_path))
+
+    async def go() -> None:
+        async with RegistryClient(f"127.0.0.1:{served.port}") as c:
+            await c.ping()
+            assert c.url.startswith("https://")
+            with pytest.raises(RegistryRequestError, match=r'Get "https://'):
+                await c.tags("x/drop")
+            assert c.url.startswith("https://")
+            await c.ping()
+            assert c.blob_request("x", "sha256:" + "0" * 64).url.startswith("https://")
+    try:
+        asyncio.run(go())
+    finally:
+        served.close()
+
+
 def test_direct_unless_a_proxy_applies(monkeypatch) -> None:
     for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
                 "ALL_PROXY", "NO_PROXY"):

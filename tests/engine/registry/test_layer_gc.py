@@ -157,3 +157,95 @@ def test_two_removals_at_once_sweep_one_after_the_other(engine) -> None:
     assert not any(_snapshot(engine, c).exists() for c in chains)
     assert not list((engine.root / "snapshots" / "snapshots").glob(".tmp-rm-*"))
     assert engine.api.get("/_ping").status_code == 200
+
+
+def _stores(root: Path):
+    """A real image store of its own (SQLite, content store, snapshots) under `root`."""
+    from workbench.engine.services.image_io import ImageIO
+    from workbench.engine.services.images import ImageService
+    from workbench.engine.store.content import ContentStore
+    from workbench.engine.store.metadata import Metadata
+    from workbench.engine.store.snapshots import OverlaySnapshotter
+    images = ImageService(Metadata(root / "db.sqlite"), ContentStore(root / "content"),
+                          OverlaySnapshotter(root / "snapshots"))
+    (root / "tmp").mkdir()
+    return images, ImageIO(images, root / "tmp")
+
+
+def test_a_blob_an_image_manifest_names_is_kept_when_its_layer_came_again_compressed_otherwise(tmp_path):
+    """The `layers` table keeps one blob per diff ID; an image loaded later with the same layer
+    compressed another way replaces that row. The first image's manifest still names its own blob,
+    which save and push send: the collector keeps it."""
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+
+    from registry_support import layer_tar
+
+    images, image_io = _stores(tmp_path)
+    tar = layer_tar({"d": b"D" * 5000})
+    (tmp_path / "t.tar").write_bytes(tar)
+    one = image_io.import_(tmp_path / "t.tar", repo="one", tag="1")
+    own_blob = json.loads(images.content.read(one.manifest_digest))["layers"][0]["digest"]
+    (tmp_path / "u.tar").write_bytes(layer_tar({"u": os.urandom(100)}))
+    image_io.import_(tmp_path / "u.tar", repo="unrelated", tag="1")
+
+    def sha(b: bytes) -> str:
+        return "sha256:" + hashlib.sha256(b).hexdigest()
+    base, again = layer_tar({"b": b"B"}), gzip.compress(tar, compresslevel=9, mtime=1)
+    cfg = json.dumps({"architecture": go_arch(), "os": "linux", "config": {},
+                      "rootfs": {"type": "layers", "diff_ids": [sha(base), sha(tar)]}}).encode()
+    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(cfg),
+                                 "size": len(cfg)},
+                      "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha(base),
+                                  "size": len(base)},
+                                 {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(again),
+                                  "size": len(again)}]}).encode()
+    index = json.dumps({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                                           "digest": sha(man), "size": len(man)}]}).encode()
+    archive = tmp_path / "two.tar"
+    with tarfile.open(archive, "w") as out:
+        for name, data in [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", index)] + \
+                [(f"blobs/sha256/{sha(b)[7:]}", b) for b in (man, cfg, base, again)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+    list(image_io.load(archive))
+    assert images.layer_info(sha(tar))["blob_digest"] == sha(again)        # the row moved on
+    images.remove("unrelated:1")                                          # a collection runs
+    assert images.content.exists(own_blob)
+    saved = b"".join(image_io.save(["one:1"]))
+    assert own_blob.split(":")[1].encode() in saved
+
+
+def test_a_caller_cancelled_while_waiting_out_a_sweep_does_not_hold_collection_off(tmp_path):
+    """`busy_async()` waits for a running sweep off the event loop; cancelled meanwhile (a build's
+    client going away), it must still leave once its wait has entered, or nothing would ever be
+    collected again."""
+    from workbench.engine.services.layer_gc import Swept
+    images, _ = _stores(tmp_path)
+    gc = images.gc
+    sweep = gc._sweep
+    gc._sweep = lambda trash: (time.sleep(1.0), sweep(trash))[1]        # a sweep that takes a second
+
+    async def a_build() -> None:
+        async with gc.busy_async():
+            await asyncio.sleep(30)
+
+    async def scenario() -> None:
+        rmi = threading.Thread(target=gc.collect)
+        rmi.start()
+        await asyncio.sleep(0.1)
+        build = asyncio.create_task(a_build())
+        await asyncio.sleep(0.2)
+        build.cancel()
+        await asyncio.gather(build, return_exceptions=True)
+        await asyncio.to_thread(rmi.join, 10)
+        await asyncio.sleep(0.2)
+
+    asyncio.run(scenario())
+    gc._sweep = sweep
+    assert gc._busy == 0
+    assert gc.collect() == Swept()                                        # ran, not put off

@@ -188,8 +188,11 @@ class RegistryClient:
         return response
 
     def _over_plain_http(self, url: str) -> str | None:
-        """`url` over plain HTTP, for an insecure registry that TLS did not reach (None: not one)."""
-        if self._tls_first is None or self._plain is None or not url.startswith(self._tls_first + "/"):
+        """`url` over plain HTTP, for an insecure registry that TLS did not reach (None: not one).
+        Only until the registry has answered once: after that a transport error is an error, not a
+        reason to send requests (and credentials) without TLS."""
+        if self._settled or self._tls_first is None or self._plain is None \
+                or not url.startswith(self._tls_first + "/"):
             return None
         self.url = self._plain
         return self._plain + url[len(self._tls_first):]

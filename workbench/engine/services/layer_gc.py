@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import shutil
 import threading
@@ -63,8 +64,14 @@ class LayerCollector:
 
     @contextlib.asynccontextmanager
     async def busy_async(self) -> AsyncIterator[None]:
-        """`busy()` for coroutines: waiting out a running sweep happens off the event loop."""
-        await asyncio.to_thread(self._enter)
+        """`busy()` for coroutines: waiting out a running sweep happens off the event loop. A
+        caller cancelled while it waits still leaves, once the wait it started has entered."""
+        entering = asyncio.get_running_loop().run_in_executor(None, self._enter)
+        try:
+            await asyncio.shield(entering)
+        except asyncio.CancelledError:
+            entering.add_done_callback(lambda f: None if f.cancelled() or f.exception() else self._leave())
+            raise
         try:
             yield
         finally:
@@ -123,7 +130,19 @@ class LayerCollector:
             blobs.add(rec.config_digest)
             if rec.manifest_digest:
                 blobs.add(rec.manifest_digest)
+                blobs.update(self._manifest_layers(rec.manifest_digest))
         return chains, diffs, blobs
+
+    def _manifest_layers(self, digest: str) -> list[str]:
+        """The layer blobs an image's stored manifest names. They are what save and push send, and
+        need not be the blob the `layers` table holds now for the same diff ID: the same layer may
+        have come in again compressed another way."""
+        try:
+            doc = json.loads(self.images.content.read(digest))
+        except (OSError, ValueError, WorkbenchError):
+            return []
+        layers = doc.get("layers") if isinstance(doc, dict) else None
+        return [str(d["digest"]) for d in layers or [] if isinstance(d, dict) and d.get("digest")]
 
     def _sweep(self, trash: list[Path]) -> Swept:
         marked = self._mark()
