@@ -147,6 +147,10 @@ class Pusher:
         return sink.run(self._push(job, client, sink))
 
     async def _push(self, job: PushJob, client: RegistryClient, sink: EventSink) -> None:
+        async with self.images.gc.busy_async():    # an rmi meanwhile leaves the blobs until it ends
+            await self._push_held(job, client, sink)
+
+    async def _push_held(self, job: PushJob, client: RegistryClient, sink: EventSink) -> None:
         sink.status(f"The push refers to repository [{job.ref.repository}]")
         for item in job.items:
             await _ItemPush(self, job, client, sink, item).run()

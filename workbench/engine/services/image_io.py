@@ -295,7 +295,12 @@ class ImageIO:
 
     # Save -------------------------------------------------------------------------------------
     def save(self, refs: list[str]) -> Iterator[bytes]:
-        """Stream a tar holding an OCI image layout plus docker's manifest.json and repositories."""
+        """Stream a tar holding an OCI image layout plus docker's manifest.json and repositories
+        (layer collection waits while it streams: an rmi meanwhile does not take its blobs)."""
+        with self.images.gc.busy():
+            yield from self._save(refs)
+
+    def _save(self, refs: list[str]) -> Iterator[bytes]:
         content = self.images.content
         entries, index, repos, blobs = [], [], {}, {}
         for ref in refs:
