@@ -3,7 +3,7 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 ROOT    ?= /var/lib/workbench
-APT_PKGS := runc crun busybox-static skopeo docker-registry nftables chromium tinyproxy strace
+APT_PKGS := runc crun busybox-static skopeo docker-registry nftables chromium tinyproxy strace openssl
 
 .PHONY: setup test lab engine lint bench clean
 

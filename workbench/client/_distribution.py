@@ -10,13 +10,13 @@ Bearer token fetched from the realm (with the stored credentials when there are 
 from __future__ import annotations
 
 import base64
-import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from workbench.client._config import AuthConfig
 from workbench.errors import APIError, Unavailable, from_status
+from workbench.oci.registry_hosts import is_loopback
 
 if TYPE_CHECKING:
     import httpx
@@ -24,17 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["RegistryBrowser", "is_loopback", "parse_challenge"]
 
 _PARAM = re.compile(r'(\w+)="([^"]*)"')
-
-
-def is_loopback(registry: str) -> bool:
-    host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 or "]" in registry else registry
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from workbench.client import _wire
 from workbench.client._config import AuthConfig, CredentialStore, registry_key, registry_of
-from workbench.client._distribution import RegistryBrowser, is_loopback
+from workbench.client._distribution import RegistryBrowser
 from workbench.errors import WorkbenchError
+from workbench.oci.registry_hosts import is_insecure, is_loopback
 
 if TYPE_CHECKING:
     from workbench.client._connection import Connection
@@ -81,13 +81,7 @@ class RegistryAPI:
             config = (self._conn.json("GET", "/info") or {}).get("RegistryConfig") or {}
         except WorkbenchError:
             return is_loopback(registry)
-        index = (config.get("IndexConfigs") or {}).get(registry)
-        if isinstance(index, dict) and "Secure" in index:
-            return not index["Secure"]
-        host = registry.rsplit(":", 1)[0].strip("[]") if registry.count(":") == 1 or "]" in registry else registry
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(address in ipaddress.ip_network(c, strict=False)
-                   for c in config.get("InsecureRegistryCIDRs") or [] if isinstance(c, str))
+        hosts = [name for name, index in (config.get("IndexConfigs") or {}).items()
+                 if isinstance(index, dict) and index.get("Secure") is False]
+        cidrs = [c for c in config.get("InsecureRegistryCIDRs") or [] if isinstance(c, str)]
+        return is_loopback(registry) or is_insecure(registry, [*hosts, *cidrs])

@@ -65,7 +65,7 @@ class PullJob:
 
 def pull_reference(from_image: str, tag: str | None) -> reference.Reference:
     """`fromImage` + `tag` as dockerd reads them: the tag may be a digest. With neither a tag nor a
-    digest the reference is bare: every tag of the repository is pulled (`pull_all_tags`)."""
+    digest the reference is bare: every tag of the repository is pulled (`Transfers.prepare_pull`)."""
     ref = reference.parse(from_image)
     if tag:
         if ":" in tag:

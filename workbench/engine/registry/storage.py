@@ -144,16 +144,14 @@ class RegistryStorage:
         return BlobInfo(str(d), size, path)
 
     def blob_claim(self, name: str, digest: str) -> BlobInfo:
-        """`blob_stat` for a HEAD, which a pusher sends to skip blobs the registry has: the repository's
-        link is refreshed (under the lock gc's sweep takes), so the blob outlives gc's grace period
-        until the manifest that needs it is pushed; after a sweep took it, the HEAD is a 404."""
+        """`blob_stat` for a HEAD, which a pusher sends to skip blobs the registry has: the blob is
+        made fresh as `_link` makes it (under the lock gc's sweep takes), so it outlives gc's grace
+        period until the manifest that needs it is pushed; after a sweep took it, the HEAD is a 404."""
         with self.lock():
             info = self.blob_stat(name, digest)
-            d = parse_digest(digest)
-            link = self.repo_dir(name) / "_layers" / d.algorithm / d.encoded
             now = time.time()
             with contextlib.suppress(OSError):
-                os.utime(link if link.exists() else info.path, (now, now))
+                os.utime(info.path, (now, now))
         return info
 
     def blob_delete(self, name: str, digest: str) -> None:

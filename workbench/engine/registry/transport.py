@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
-import ipaddress
 import ssl
 import threading
 from collections.abc import Iterable
 
 import httpx
+
+from workbench.oci.registry_hosts import is_insecure, is_loopback
 
 __all__ = ["base_url", "is_loopback", "ssl_context", "unverified_ssl_context", "warm_up"]
 
@@ -23,42 +24,12 @@ DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 
 
-def is_loopback(host: str) -> bool:
-    """Whether `host[:port]` names this machine (127.0.0.0/8, ::1, localhost)."""
-    name = host
-    if name.startswith("["):
-        name = name[1:].split("]", 1)[0]
-    elif name.count(":") == 1:
-        name = name.split(":", 1)[0]
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def _is_insecure(domain: str, insecure: Iterable[str]) -> bool:
-    host = domain.split(":", 1)[0] if domain.count(":") == 1 else domain.strip("[]")
-    for entry in insecure:
-        entry = entry.strip().removeprefix("http://").removeprefix("https://").rstrip("/")
-        if entry in (domain, host):
-            return True
-        if "/" in entry:
-            try:
-                if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
-                    return True
-            except ValueError:
-                continue
-    return False
-
-
 def base_url(domain: str, insecure: Iterable[str] = ()) -> str:
     """The URL a registry domain is reached at: https, or http for loopback and insecure ones
     (which `RegistryClient` tries over unverified TLS first, as dockerd does)."""
     if domain in (DOCKER_HUB, "index.docker.io"):
         return f"https://{DOCKER_HUB_API}"
-    scheme = "http" if is_loopback(domain) or _is_insecure(domain, insecure) else "https"
+    scheme = "http" if is_loopback(domain) or is_insecure(domain, insecure) else "https"
     return f"{scheme}://{domain}"
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from workbench import API_VERSION, MIN_API_VERSION, __version__
 from workbench.oci.image import go_arch
+from workbench.oci.registry_hosts import registry_entry
 
 
 def _rfc3339(ts: float) -> str:
@@ -98,7 +99,7 @@ def _registry_config(insecure: tuple[str, ...]) -> dict[str, Any]:
     cidrs = ["::1/128", "127.0.0.0/8"]
     index = {"docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": True, "Official": True}}
     for entry in insecure:
-        entry = entry.strip().removeprefix("http://").removeprefix("https://").rstrip("/")
+        entry = registry_entry(entry)
         try:
             net = str(ipaddress.ip_network(entry, strict=False)) if "/" in entry else None
         except ValueError:
