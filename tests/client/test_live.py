@@ -511,3 +511,40 @@ def test_registry_browsing_follows_the_engines_insecure_registries(client, tmp_p
     finally:
         secure.close()
         plain.close()
+
+
+def test_registry_browsing_follows_link_pages_and_never_downgrades_tls(tmp_path):
+    """`registry ls` follows the registry's `Link` pages to the end (distribution pages its catalog);
+    and like the engine's client it uses plain HTTP only while TLS has not answered: a connection
+    dropped on a later page is an error, not a reason to go on without TLS."""
+    import asyncio
+
+    from aiohttp import web
+
+    from tests.engine.registry.registry_support import Served
+    from tests.helpers import self_signed_tls
+    from workbench.client._distribution import RegistryBrowser
+    from workbench.errors import APIError
+
+    drop = False
+
+    async def catalog(request: web.Request) -> web.StreamResponse:
+        if request.query.get("last") != "a":
+            return web.json_response({"repositories": ["a"]}, headers={"Link": '</v2/_catalog?last=a>; rel="next"'})
+        if drop:
+            request.transport.abort()                  # a reset on the second page
+            await asyncio.sleep(1)
+        return web.json_response({"repositories": ["b"]})
+
+    app = web.Application()
+    app.router.add_get("/v2/_catalog", catalog)
+    served = Served(app, tls=self_signed_tls(tmp_path))
+    try:
+        assert RegistryBrowser(f"127.0.0.1:{served.port}", insecure=True).catalog() == ["a", "b"]
+        drop = True
+        browser = RegistryBrowser(f"127.0.0.1:{served.port}", insecure=True)
+        with pytest.raises(APIError):
+            browser.catalog()
+        assert browser.base_url.startswith("https://")
+    finally:
+        served.close()

@@ -75,6 +75,7 @@ class RegistryBrowser:
                         url = self._plain + url[len(self.base_url):]     # TLS did not answer
                         self.base_url, self._plain = self._plain, None
                         continue
+                    self._plain = None     # it answered: later failures are errors, never a downgrade
                     out.extend((response.json() or {}).get(key) or [])
                     url = self._next(response) if n is None else None
                     params = {}
@@ -91,10 +92,11 @@ class RegistryBrowser:
 
     def _get(self, http: httpx.Client, url: str, params: dict[str, Any]) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
-        response = http.get(url, params=params, headers=headers)
+        query = params or None      # httpx replaces the URL's own query (a Link page's) with any dict
+        response = http.get(url, params=query, headers=headers)
         if response.status_code == 401 and "WWW-Authenticate" in response.headers:
             headers = self._authorize(http, response.headers["WWW-Authenticate"])
-            response = http.get(url, params=params, headers=headers)
+            response = http.get(url, params=query, headers=headers)
         if response.status_code >= 400:
             raise from_status(response.status_code, _message(response))
         return response
