@@ -21,6 +21,7 @@ from workbench.engine.store.compression import (
     open_decompressed,
     write_layer,
 )
+from workbench.engine.services.image_io import TeeReader
 from workbench.engine.store.layers import ChangeKind, apply_layer, changes, diff_to_tar, dir_to_tar
 from workbench.errors import InvalidArgument
 
@@ -29,7 +30,7 @@ from workbench.errors import InvalidArgument
 @pytest.fixture(autouse=True)
 def _require_root() -> None:
     if os.geteuid() != 0:
-        pytest.fail("\1")
+        pytest.fail("needs root (chown, mknod, trusted xattrs)")
 
 
 def entry(name: str, data: bytes | None = None, *, type_: bytes = tarfile.REGTYPE, link: str = "",
@@ -446,6 +447,54 @@ def test_compression_round_trip_and_one_pass_digests(compression: str) -> None:
     if compression == "gzip":
         assert blob[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # mtime 0, no name
         assert gzip.decompress(blob) == payload
+
+
+class _Trickle(io.RawIOBase):
+    """A source that hands out at most `step` bytes per `readinto`, as a socket may."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._data, self._pos, self._step = data, 0, step
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[no-untyped-def, override]
+        n = min(len(b), self._step, len(self._data) - self._pos)
+        b[:n] = self._data[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
+def test_short_reads_reach_the_decompressor_unbuffered() -> None:
+    """`open_decompressed` reads a compressed source through `readinto` (the decompressor's own
+    buffer is filled straight from it) and still copes with reads as short as a socket's,
+    across gzip headers with a file name and several members."""
+    payload = make_tar(entry("f", os.urandom(300_000)), entry("g", b"text " * 50_000))
+    named = io.BytesIO()
+    with gzip.GzipFile("layer.tar", "wb", fileobj=named, mtime=1) as gz:
+        gz.write(payload[:100_000])
+    blob = named.getvalue() + gzip.compress(payload[100_000:])
+    for step in (1, 7, 4096):
+        assert open_decompressed(_Trickle(blob, step)).read() == payload
+
+
+def test_tee_reader_gives_every_byte_to_its_sinks_once_in_order() -> None:
+    """`TeeReader` (the pull's hashing and blob-writing tap): bytes peeked are handed to the sinks
+    when they are read, not before; `readinto` hands them a view of the caller's buffer; and with
+    `peek` a plain tar passes through `open_decompressed` as the tee itself, unwrapped."""
+    data = make_tar(entry("a", os.urandom(200_000)))
+    seen = bytearray()
+    tee = TeeReader(_Trickle(data, 5000), [seen.extend])
+    assert tee.peek(10)[:10] == data[:10] and not seen
+    assert open_decompressed(tee) is tee
+    first = tee.read(3)
+    buf = bytearray(64 << 10)
+    n = tee.readinto(buf)                    # the rest of the peeked bytes first
+    got = bytearray(first + buf[:n])
+    while n := tee.readinto(buf):
+        got += buf[:n]
+    assert bytes(got) == data == bytes(seen) and tee.count == len(data)
+    assert tee.read() == b"" and tee.readinto(buf) == 0
 
 
 def test_open_decompressed_sniffs_every_codec(tmp_path: Path) -> None:

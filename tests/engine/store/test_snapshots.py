@@ -26,7 +26,7 @@ from workbench.oci.image import chain_ids
 @pytest.fixture(autouse=True)
 def _require_root() -> None:
     if os.geteuid() != 0:
-        pytest.fail("\1")
+        pytest.fail("needs root (overlay mounts, chown)")
 
 
 def make_tar(*entries: tuple[str, bytes | None]) -> bytes:

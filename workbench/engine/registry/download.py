@@ -229,32 +229,46 @@ class BlobBody(io.RawIOBase):
         self._close()
 
     def read(self, n: int = -1) -> bytes:
+        response = self._reading()
+        try:
+            data = response.read(n if n and n > 0 else READ_SIZE)
+        except (OSError, http.client.HTTPException) as err:
+            raise self._failure(err) from err
+        self._got(len(data))
+        return data
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        """Receive straight into the caller's buffer (the decompressor's): no bytes object per read."""
+        response = self._reading()
+        try:
+            n = response.readinto(b)
+        except (OSError, http.client.HTTPException) as err:
+            raise self._failure(err) from err
+        self._got(n)
+        return n
+
+    def _reading(self) -> http.client.HTTPResponse:
         if self._response is None:
             raise WorkbenchError("blob body read before open()")
         if self._aborted:
             raise WorkbenchError("pull cancelled")
-        try:
-            data = self._response.read(n if n and n > 0 else READ_SIZE)
-        except (OSError, http.client.HTTPException) as err:
-            raise self._failure(err) from err
-        self.count += len(data)
+        return self._response
+
+    def _got(self, n: int) -> None:
+        """Count `n` bytes just read (0: the end): size checks, connection reuse, progress."""
+        self.count += n
         if self.size and self.count > self.size:
             raise SizeMismatch(f"more than {self.size} bytes")
-        if not data:
+        if not n:
             if self.size and self.count != self.size:
                 raise SizeMismatch(f"got {self.count} of {self.size} bytes")
             if self._ended:
-                return data
+                return
             self._ended = True
+            assert self._response is not None
             self._keep(self._response)
         if self._progress is not None:
-            self._progress(self.count, not data)
-        return data
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
+            self._progress(self.count, not n)
 
     def _keep(self, response: http.client.HTTPResponse) -> None:
         """The body was read to its end: the connection may serve the next GET."""

@@ -45,28 +45,54 @@ class LayerInfo:
 
 
 class TeeReader(io.RawIOBase):
-    """A readable stream that hands every byte it returns to `sinks` as well."""
+    """A readable stream that hands every byte it returns to `sinks` as well.
+
+    `readinto` fills the caller's buffer straight from `src` (when it has `readinto`) and hands
+    the sinks a view of it, so the bytes of a pull are copied only by the kernel: sinks must use
+    the view before they return (hash it, write it), never keep it. `peek` lets
+    `open_decompressed` sniff without wrapping the stream in a buffer of its own.
+    """
 
     def __init__(self, src: BinaryIO, sinks: list[Callable[[bytes], Any]]) -> None:
         self._src = src
         self._sinks = sinks
+        self._ahead = b""       # peeked, not yet returned (nor given to the sinks)
         self.count = 0
 
     def readable(self) -> bool:
         return True
 
+    def peek(self, n: int = 1) -> bytes:
+        if len(self._ahead) < n:
+            self._ahead += self._src.read(n - len(self._ahead))
+        return self._ahead
+
     def read(self, n: int = -1) -> bytes:
-        data = self._src.read(n if n and n > 0 else CHUNK)
+        n = n if n and n > 0 else CHUNK
+        if self._ahead:
+            data, self._ahead = self._ahead[:n], self._ahead[n:]
+        else:
+            data = self._src.read(n)
         if data:
-            self.count += len(data)
-            for s in self._sinks:
-                s(data)
+            self._emit(data)
         return data
 
     def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
+        readinto = getattr(self._src, "readinto", None)
+        if self._ahead or readinto is None:
+            data = self.read(len(b))
+            b[: len(data)] = data
+            return len(data)
+        n = readinto(b) or 0
+        if n:
+            with memoryview(b) as whole, whole[:n] as view:
+                self._emit(view)
+        return n
+
+    def _emit(self, data: bytes | memoryview) -> None:
+        self.count += len(data)
+        for s in self._sinks:
+            s(data)
 
     def drain(self) -> None:
         while self.read(CHUNK):

@@ -81,9 +81,10 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
+        readinto = getattr(self._raw, "readinto", None)
+        if readinto is not None:
+            return readinto(b) or 0
         data = self._raw.read(len(b))
-        if not data:
-            return 0
         b[: len(data)] = data
         return len(data)
 

@@ -24,6 +24,10 @@ from workbench.errors import InvalidArgument, NotFound
 from workbench.oci.digest import Digest, DigestMismatch, VerifyingReader
 
 
+_BUFFER = 64 << 10
+"""Small writes are gathered up to this; bigger ones (a pull's reads) go to the file as they are."""
+
+
 class Ingest:
     """One blob being written. Use as a context manager; call commit() to keep it."""
 
@@ -31,7 +35,7 @@ class Ingest:
         self._store = store
         fd, tmp = tempfile.mkstemp(dir=store.ingest_dir, prefix="blob-")
         self.path = Path(tmp)
-        self._f = os.fdopen(fd, "wb", buffering=1 << 20)
+        self._f = os.fdopen(fd, "wb", buffering=_BUFFER)
         self._h = hashlib.sha256()
         self._writeback = Writeback(fd)
         self.size = 0
