@@ -336,3 +336,35 @@ def test_commit_dir_from_another_filesystem_is_declined(sn: OverlaySnapshotter, 
         assert not sn.exists(digest(b"layer")) and not list(sn._snaps.glob(".tmp-*"))
     finally:
         shutil.rmtree(upper)
+
+
+def test_layers_unpack_staged_out_of_order_and_commit_in_chain_order(sn: OverlaySnapshotter) -> None:
+    """What a pull does: every layer unpacks at once, staged as its snapshot before its parent
+    exists (records and short link already written); the commits in chain order are renames.
+    A staged layer that lost the race to an existing snapshot, or was never committed, leaves
+    neither a directory nor a link behind; one left by a crash is gone after `recover()`."""
+    diff_ids = [digest(t) for t in LAYERS]
+    chain = chain_ids(diff_ids)
+    staged = [sn.unpack(io.BytesIO(t), chain_id=chain[i], parent=chain[i - 1] if i else None)
+              for i, t in reversed(list(enumerate(LAYERS)))][::-1]
+    links = {p.name for p in sn._links.iterdir()}
+    assert len(links) == len(LAYERS) and not any((sn._links / name).exists() for name in links)  # dangling
+    with pytest.raises(NotFound):
+        sn.commit_unpacked(staged[1])                      # its parent is not there yet
+    for layer in staged:
+        assert sn.commit_unpacked(layer) == layer.size
+        layer.discard()                                    # after a commit: nothing to remove
+    assert all(sn.exists(c) for c in chain) and all((sn._links / name).exists() for name in links)
+    assert [p.name for p in sn.lowerdirs(chain[-1])] == ["fs"] * len(LAYERS)
+    assert not list(sn._snaps.glob(".tmp-*"))
+
+    again = sn.unpack(io.BytesIO(LAYERS[0]), chain_id=chain[0], parent=None)
+    assert sn.commit_unpacked(again) == again.size         # the existing snapshot is kept
+    again.discard()
+    assert {p.name for p in sn._links.iterdir()} == links and not list(sn._snaps.glob(".tmp-*"))
+
+    left = sn.unpack(io.BytesIO(make_tar(("z", b"z"))), chain_id=digest(b"crash"), parent=chain[-1])
+    assert left.link is not None and left.link.is_symlink()
+    sn.recover()                                           # as at the next daemon start
+    assert not left.fs.exists() and not left.link.is_symlink()
+    assert {p.name for p in sn._links.iterdir()} == links and sn.exists(chain[-1])

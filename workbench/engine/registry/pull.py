@@ -8,7 +8,8 @@ the manifest and config fetches), so a missing image is a plain 404 and bad cred
   `ChunkPipe` into `LayerIngester.ingest_unpacked` in a worker thread, so download, hashing,
   storing the blob byte for byte and extraction overlap, for all the layers at once;
 - snapshots stack, so they become visible in chain order: each layer is unpacked into a private
-  directory while it downloads and renamed into place as its snapshot once its parent's is
+  directory while it downloads, staged as its snapshot (records and short link flushed with the
+  data), and renamed into place once its parent's is: one rename and one directory flush each
   (a blob that appears twice in the chain is extracted again from the store for its second place);
 - the image is recorded (`ImageIO.register`: config, the manifest exactly as received, the tag and
   `repo@digest`) only after every layer is verified and unpacked, so a failed pull leaves no image.
@@ -243,7 +244,7 @@ class _LayerPull:
                 await self.ready[i - 1].wait()
             if unpacked is not None:
                 done, unpacked = unpacked, None
-                await self.loop.run_in_executor(self.p.pool, self._commit, i, done)
+                await self.loop.run_in_executor(self.p.pool, self._commit, done)
                 self.sink.layer("Extracting", sid, layer.size, layer.size)
             elif not self.p.snapshots.exists(self.chains[i]):
                 info = await self._extract(i, sid if first else None)
@@ -263,11 +264,10 @@ class _LayerPull:
             with contextlib.suppress(RuntimeError):       # as in _layer
                 self.loop.run_in_executor(self.p.pool, work.result()[1].discard)
 
-    def _commit(self, i: int, unpacked: UnpackedLayer) -> None:
-        """Rename an unpacked layer into place as snapshot `chains[i]` (its parent exists now)."""
+    def _commit(self, unpacked: UnpackedLayer) -> None:
+        """Rename a staged layer into place as its snapshot (its parent exists now)."""
         try:
-            self.p.snapshots.commit_dir(self.chains[i], self.chains[i - 1] if i else None, unpacked.fs,
-                                        size=unpacked.size, synced=True)
+            self.p.snapshots.commit_unpacked(unpacked)
         finally:
             unpacked.discard()
 
@@ -275,8 +275,9 @@ class _LayerPull:
         """Download one blob into the content store, verified, and unpack it on the way (unless its
         snapshot exists): the unpacked layer is committed by `_layer` once its parent is."""
         layer = self.job.layers[i]
+        chain = self.chains[i]
         kwargs = {"blob_digest": layer.digest, "media_type": layer.media_type, "diff_id": layer.diff_id,
-                  "unpack": not self.p.snapshots.exists(self.chains[i])}
+                  "stage_as": None if self.p.snapshots.exists(chain) else (chain, self.chains[i - 1] if i else None)}
         try:
             result = await self._fetch_and_ingest(layer, kwargs)
         except DigestMismatch as err:

@@ -119,20 +119,22 @@ class LayerIngester:
         otherwise `src` is a (possibly compressed) tar that is stored gzip-compressed. With
         `diff_id` the layer is also extracted, as the snapshot on top of `parent_chain`."""
         chain = chain_id([parent_chain, diff_id]) if parent_chain and diff_id else diff_id
+        stage = (chain, parent_chain) if chain is not None and not self.snapshots.exists(chain) else None
         info, unpacked = self.ingest_unpacked(src, blob_digest=blob_digest, media_type=media_type,
-                                              diff_id=diff_id,
-                                              unpack=chain is not None and not self.snapshots.exists(chain))
+                                              diff_id=diff_id, stage_as=stage)
         if unpacked is not None:
             try:
-                self.snapshots.commit_dir(chain, parent_chain, unpacked.fs, size=unpacked.size, synced=True)
+                self.snapshots.commit_unpacked(unpacked)
             finally:
                 unpacked.discard()
         return info
 
     def ingest_unpacked(self, src: BinaryIO, *, blob_digest: str | None = None, media_type: str | None = None,
-                        diff_id: str | None = None, unpack: bool = True) -> tuple[LayerInfo, UnpackedLayer | None]:
-        """`ingest`, but the extracted layer is handed back (verified, not yet a snapshot) for the
-        caller to `commit_dir` once its parent exists, and `discard`; None when not `unpack`ing."""
+                        diff_id: str | None = None, stage_as: tuple[str, str | None] | None = None,
+                        ) -> tuple[LayerInfo, UnpackedLayer | None]:
+        """`ingest`, but the layer is extracted only with `stage_as` (chain ID, parent chain ID), and
+        handed back verified and staged, not yet a snapshot, for the caller to `commit_unpacked`
+        once its parent exists, and `discard`; None without `stage_as`."""
         keep = blob_digest is not None
         blob = self.content.writer()
         unpacked = None
@@ -147,8 +149,8 @@ class LayerIngester:
                     gz = GzipWriter(blob)
                     sinks.append(gz.write)
                 tee = TeeReader(dec, sinks)
-                if unpack:
-                    unpacked = self.snapshots.unpack(tee)
+                if stage_as is not None:
+                    unpacked = self.snapshots.unpack(tee, chain_id=stage_as[0], parent=stage_as[1])
                 tee.drain()
                 if keep:
                     TeeReader(raw, []).drain()  # trailing bytes after the tar end still count

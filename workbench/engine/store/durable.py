@@ -47,7 +47,7 @@ class Writeback:
     alongside the hashing and decompressing and the final flush only waits for the tail.
     """
 
-    STEP = 8 << 20
+    STEP = 2 << 20
 
     def __init__(self, fd: int) -> None:
         self.fd, self.written, self._started = fd, 0, 0

@@ -36,9 +36,10 @@ On disk (`<root>` is the snapshotter's own directory):
     <root>/locks/<hex>               per-chain-ID lock files
     <root>/snapshots/.tmp-*          extractions and commits in progress (removed by `recover()`)
 
-A layer can also be unpacked before its parent exists (`unpack`, into `.tmp-unpack-*`) and be
-renamed into place by `commit_dir` once the parent is there: pulls unpack every layer while it
-downloads and commit them in chain order.
+A layer can also be unpacked before its parent exists (`unpack`, into `.tmp-unpack-*`, staged with
+its records and short link, all flushed with the data) and be renamed into place by
+`commit_unpacked` once the parent is there: pulls unpack every layer while it downloads and commit
+them in chain order, and that ordered step is one rename and one directory flush per layer.
 """
 
 from __future__ import annotations
@@ -82,15 +83,25 @@ class SnapshotInfo:
 class UnpackedLayer:
     """A layer tar extracted into a private directory of the store, not yet a snapshot.
 
-    `Snapshotter.unpack` makes one; `commit_dir(chain_id, parent, layer.fs, size=layer.size)`
-    turns it into a snapshot by renaming; `discard()` removes whatever is left (always call it).
+    `Snapshotter.unpack(tar, chain_id=, parent=)` makes one, staged as that snapshot: its
+    directory already holds what a snapshot's does, and its short link exists (dangling).
+    `commit_unpacked` renames it into place; `discard()` removes whatever is left (always call
+    it: after a commit there is nothing left, and the link stays).
     """
 
     fs: Path
     size: int
+    chain_id: str
+    parent: str | None
+    link: Path | None       # its short name in l/ (None when the store made none yet)
 
     def discard(self) -> None:
-        shutil.rmtree(self.fs.parent, ignore_errors=True)
+        staged = self.fs.parent
+        if staged.exists():               # never committed: the link points nowhere it ever will
+            if self.link is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    self.link.unlink()
+            shutil.rmtree(staged, ignore_errors=True)
 
 
 class Snapshotter(Protocol):
@@ -119,21 +130,26 @@ class Snapshotter(Protocol):
         """`create_layer` off the event loop."""
         ...
 
-    def unpack(self, tar_stream: BinaryIO, *, diff_id: str | None = None) -> UnpackedLayer:
-        """Extract a layer tar without naming its place in a chain yet (so layers whose parents
-        are still downloading can unpack in parallel); the data is on disk when it returns if
-        the store is durable. With `diff_id`, the uncompressed tar is verified against it.
+    def unpack(self, tar_stream: BinaryIO, *, chain_id: str, parent: str | None,
+               diff_id: str | None = None) -> UnpackedLayer:
+        """Extract a layer tar, staged as snapshot `chain_id` on `parent`, before that parent need
+        exist (so the layers of a pull unpack in parallel); data and records are on disk when it
+        returns if the store is durable. With `diff_id`, the uncompressed tar is verified against it.
         """
         ...
 
+    def commit_unpacked(self, layer: UnpackedLayer) -> int:
+        """Rename a staged layer into place (its parent must exist now); return the snapshot's
+        size. An existing snapshot of the same chain ID is kept (call `layer.discard()` always)."""
+        ...
+
     def commit_dir(self, chain_id: str, parent_chain_id: str | None, upper: Path,
-                   *, size: int | None = None, synced: bool = False) -> int | None:
+                   *, size: int | None = None) -> int | None:
         """Rename an unmounted overlay upper dir into place as `chain_id`; return its size.
 
         Like `create_layer` (an existing snapshot is kept, `upper` left alone), but None, `upper`
         untouched, when it is on another filesystem. Once moved, `upper` is gone even on failure.
         `size`: the regular-file bytes in `upper`, when the caller has counted them already.
-        `synced`: its files' data is on disk already (an `unpack`ed layer), so only names are flushed.
         """
         ...
 
@@ -282,17 +298,17 @@ class OverlaySnapshotter:
         with self._lock(chain_id):
             if self.exists(chain_id):
                 return self._info(chain_id).size
-            layer = self.unpack(tar_stream, diff_id=diff_id)
+            layer = self.unpack(tar_stream, chain_id=chain_id, parent=parent_chain_id, diff_id=diff_id)
             try:
-                size = self._commit_checked(chain_id, parent_chain_id, layer.fs, layer.size, synced=True)
+                return self._commit_staged(layer)
             finally:
                 layer.discard()
-            assert size is not None  # same filesystem: the rename cannot fail with EXDEV
-            return size
 
-    def unpack(self, tar_stream: BinaryIO, *, diff_id: str | None = None) -> UnpackedLayer:
+    def unpack(self, tar_stream: BinaryIO, *, chain_id: str, parent: str | None,
+               diff_id: str | None = None) -> UnpackedLayer:
         self._setup()
         tmp = self._snaps / f".tmp-unpack-{secrets.token_hex(6)}"
+        link = None
         try:
             (tmp / "fs").mkdir(parents=True)
             (tmp / "fs").chmod(0o755)
@@ -304,34 +320,55 @@ class OverlaySnapshotter:
             if reader is not None and reader.digest != diff_id:
                 raise InvalidArgument(f"layer content does not match its diff_id: expected {diff_id}, "
                                       f"got {reader.digest}")
+            link = self._write_records(tmp, chain_id, parent, stats.bytes)
             if self.durable:
-                syncfs(tmp)
-            return UnpackedLayer(tmp / "fs", stats.bytes)
+                syncfs(tmp)   # one flush for the files, the records and the link
+            return UnpackedLayer(tmp / "fs", stats.bytes, chain_id, parent, link)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            UnpackedLayer(tmp / "fs", 0, chain_id, parent, link).discard()
             raise
 
+    def commit_unpacked(self, layer: UnpackedLayer) -> int:
+        with self._lock(layer.chain_id):
+            if self.exists(layer.chain_id):
+                return self._info(layer.chain_id).size
+            return self._commit_staged(layer)
+
+    def _commit_staged(self, layer: UnpackedLayer) -> int:
+        with self._parent_held(layer.parent):
+            os.rename(layer.fs.parent, self._dir(layer.chain_id))
+            fsync_dir(self._snaps)
+        return layer.size
+
     def commit_dir(self, chain_id: str, parent_chain_id: str | None, upper: Path,
-                   *, size: int | None = None, synced: bool = False) -> int | None:
+                   *, size: int | None = None) -> int | None:
         with self._lock(chain_id):
             if self.exists(chain_id):
                 return self._info(chain_id).size
-            return self._commit_checked(chain_id, parent_chain_id, upper, size, synced=synced)
+            with self._parent_held(parent_chain_id):
+                return self._commit_locked(chain_id, parent_chain_id, upper, size)
 
-    def _commit_checked(self, chain_id: str, parent: str | None, upper: Path, size: int | None,
-                        *, synced: bool) -> int | None:
-        """`_commit_locked` under the parent's shared lock, once the parent is known to exist."""
+    @contextlib.contextmanager
+    def _parent_held(self, parent: str | None) -> Iterator[None]:
+        """Hold `parent` (shared: others may stack on it too, nobody removes it) once it exists."""
         if parent is None:
-            return self._commit_locked(chain_id, None, upper, size, synced=synced)
+            yield
+            return
         with self._lock(parent, shared=True):
             if not self.exists(parent):
                 raise NotFound(f"parent snapshot {parent} not found")
-            return self._commit_locked(chain_id, parent, upper, size, synced=synced)
+            yield
 
-    def _commit_locked(self, chain_id: str, parent: str | None, upper: Path, size: int | None,
-                       *, synced: bool) -> int | None:
+    def _write_records(self, snap: Path, chain_id: str, parent: str | None, size: int) -> Path:
+        """A snapshot dir's records (parent, link, size) and its short link; unflushed. Returns the link."""
+        short = self._make_link(chain_id)
+        for name, text in (("parent", parent or ""), ("link", short), ("size", str(size))):
+            write_synced(snap / name, text, sync=False)
+        return self._links / short
+
+    def _commit_locked(self, chain_id: str, parent: str | None, upper: Path, size: int | None) -> int | None:
         tmp = self._snaps / f".tmp-{_hex(chain_id)[:12]}-{secrets.token_hex(4)}"
-        short = None
+        link = None
         tmp.mkdir()  # rename(2) into it: atomic, and EXDEV if `upper` is elsewhere
         try:
             try:
@@ -344,23 +381,16 @@ class OverlaySnapshotter:
                 raise Internal(f"moving {upper} into the snapshot store: {err.strerror}") from err
             if size is None:
                 size = _file_bytes(tmp / "fs")
-            short = self._make_link(chain_id)
-            for name, text in (("parent", parent or ""), ("link", short), ("size", str(size))):
-                write_synced(tmp / name, text, sync=self.durable)
+            link = self._write_records(tmp, chain_id, parent, size)
             if self.durable:
-                if synced:  # the files' data is on disk already: only the new names need flushing
-                    fsync_dir(tmp / "fs")
-                    fsync_dir(tmp)
-                    fsync_dir(self._links)
-                else:
-                    syncfs(tmp)
+                syncfs(tmp)
             os.rename(tmp, self._dir(chain_id))
             fsync_dir(self._snaps)
             return size
         except BaseException:
-            if short is not None:
+            if link is not None:
                 with contextlib.suppress(OSError):
-                    (self._links / short).unlink()
+                    link.unlink()
             raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # gone after the rename when all went well
