@@ -51,9 +51,11 @@ def unverified_ssl_context() -> ssl.SSLContext:
 
 
 # What the first registry client and its first request import (httpx's transport imports httpcore
-# and h11 lazily; httpcore imports anyio's asyncio backend and locks): ~40 ms that the first pull
-# or push after the daemon starts would otherwise wait for.
-_FIRST_REQUEST_IMPORTS = ("httpcore", "h11", "anyio._backends._asyncio", "anyio._core._synchronization")
+# and h11 lazily; httpcore imports anyio's asyncio backend and locks; the blob GETs' sockets
+# encode host names with the idna codec): ~45 ms that the first pull or push after the daemon
+# starts would otherwise wait for.
+_FIRST_REQUEST_IMPORTS = ("httpcore", "h11", "anyio._backends._asyncio", "anyio._core._synchronization",
+                          "sniffio", "encodings.idna")
 
 
 def _warm() -> None:
