@@ -59,6 +59,7 @@ def test_body_reads_a_blob_checks_its_size_and_reports_progress(registry: Regist
     calls: list[tuple[int, bool]] = []
     with BlobBody(BlobRequest(url), size=len(data), progress=lambda n, done: calls.append((n, done))) as body:
         body.open()
+        assert body.readinto(bytearray()) == 0 and body.count == 0   # nowhere to put a byte: not the end
         assert _drain(body, via) == data
         assert body.read() == b"" and body.readinto(bytearray(10)) == 0   # past the end: no second "done"
     assert calls[-1] == (len(data), True) and [done for _, done in calls].count(True) == 1

@@ -477,6 +477,20 @@ def test_short_reads_reach_the_decompressor_unbuffered() -> None:
     for step in (1, 7, 4096):
         assert open_decompressed(_Trickle(blob, step)).read() == payload
 
+    class ReadOnly(io.RawIOBase):          # a raw stream with `read` alone: io.RawIOBase's readinto only raises
+        def __init__(self, data: bytes) -> None:
+            self._src = io.BytesIO(data)
+
+        def read(self, n: int = -1) -> bytes:
+            return self._src.read(min(n, 1000) if n > 0 else 1000)
+
+    assert open_decompressed(ReadOnly(blob)).read() == payload
+    tee, seen = TeeReader(ReadOnly(payload), []), bytearray()
+    buf = bytearray(4096)
+    while n := tee.readinto(buf):
+        seen += buf[:n]
+    assert bytes(seen) == payload
+
 
 def test_tee_reader_gives_every_byte_to_its_sinks_once_in_order() -> None:
     """`TeeReader` (the pull's hashing and blob-writing tap): bytes peeked are handed to the sinks

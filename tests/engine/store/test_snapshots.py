@@ -364,7 +364,11 @@ def test_layers_unpack_staged_out_of_order_and_commit_in_chain_order(sn: Overlay
     assert {p.name for p in sn._links.iterdir()} == links and not list(sn._snaps.glob(".tmp-*"))
 
     left = sn.unpack(io.BytesIO(make_tar(("z", b"z"))), chain_id=digest(b"crash"), parent=chain[-1])
-    assert left.link is not None and left.link.is_symlink()
+    twice = [sn.unpack(io.BytesIO(t), chain_id=digest(b"twice"), parent=None) for t in (LAYERS[0], LAYERS[0])]
+    sn.commit_unpacked(twice[0])           # two pulls staged one chain; the loser crashes before discard
+    assert left.link is not None and left.link.is_symlink() and twice[1].link is not None
+    assert twice[1].link.exists()          # not dangling: it names the winner's snapshot
     sn.recover()                                           # as at the next daemon start
-    assert not left.fs.exists() and not left.link.is_symlink()
-    assert {p.name for p in sn._links.iterdir()} == links and sn.exists(chain[-1])
+    assert not left.fs.exists() and not left.link.is_symlink() and not twice[1].link.is_symlink()
+    assert {p.name for p in sn._links.iterdir()} == links | {twice[0].link.name}
+    assert sn.exists(chain[-1]) and (sn.lowerdirs(digest(b"twice"))[0] / "a.txt").exists()

@@ -240,6 +240,8 @@ class BlobBody(io.RawIOBase):
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         """Receive straight into the caller's buffer (the decompressor's): no bytes object per read."""
         response = self._reading()
+        if not len(b):
+            return 0              # not the end of the body: there was just nowhere to put a byte
         try:
             n = response.readinto(b)
         except (OSError, http.client.HTTPException) as err:

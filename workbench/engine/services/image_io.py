@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 
 from workbench.engine.services.changes import apply_changes
 from workbench.engine.services.images import ImageRecord, ImageService, parse_time, rfc3339
-from workbench.engine.store.compression import GzipWriter, open_decompressed
+from workbench.engine.store.compression import GzipWriter, open_decompressed, own_readinto
 from workbench.engine.store.snapshots import UnpackedLayer
 from workbench.errors import InvalidArgument, NotFound
 from workbench.oci import mediatypes as mt
@@ -77,13 +77,13 @@ class TeeReader(io.RawIOBase):
             self._emit(data)
         return data
 
-    def readinto(self, b: Any) -> int:
-        readinto = getattr(self._src, "readinto", None)
+    def readinto(self, b: Any) -> int | None:  # type: ignore[override]
+        readinto = own_readinto(self._src)
         if self._ahead or readinto is None:
             data = self.read(len(b))
             b[: len(data)] = data
             return len(data)
-        n = readinto(b) or 0
+        n = readinto(b)
         if n:
             with memoryview(b) as whole, whole[:n] as view:
                 self._emit(view)

@@ -21,9 +21,9 @@ import hashlib
 import io
 import lzma
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 import zstandard
 from isal import igzip, isal_zlib
@@ -32,7 +32,7 @@ from workbench.errors import InvalidArgument
 
 __all__ = [
     "COMPRESSIONS", "DECOMPRESS_ERRORS", "GZIP_LEVEL", "ZSTD_LEVEL", "DigestingWriter", "GzipWriter", "LayerInfo",
-    "LayerWriter", "ZstdWriter", "detect_compression", "open_decompressed", "write_layer",
+    "LayerWriter", "ZstdWriter", "detect_compression", "open_decompressed", "own_readinto", "write_layer",
 ]
 
 CHUNK = 1 << 20
@@ -65,6 +65,15 @@ def detect_compression(head: bytes) -> str:
     return ""
 
 
+def own_readinto(stream: object) -> Callable[[Any], int | None] | None:
+    """`stream.readinto` when the stream really has one, else None: `io.RawIOBase`'s stub only
+    raises, so a raw stream that defines `read` alone must be read with `read`."""
+    method = getattr(type(stream), "readinto", None)
+    if method is None or method is io.RawIOBase.readinto:
+        return None
+    return cast("Callable[[Any], int | None]", stream.readinto)  # type: ignore[attr-defined]
+
+
 class _Prefixed(io.RawIOBase):
     """A raw stream that first returns `head`, then the rest of `raw` (undoes a sniffing read)."""
 
@@ -81,9 +90,9 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
-        readinto = getattr(self._raw, "readinto", None)
+        readinto = own_readinto(self._raw)
         if readinto is not None:
-            return readinto(b) or 0
+            return readinto(b)     # None (no data yet, non-blocking) is BufferedReader's to handle
         data = self._raw.read(len(b))
         b[: len(data)] = data
         return len(data)

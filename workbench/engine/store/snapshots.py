@@ -217,8 +217,14 @@ class OverlaySnapshotter:
         self._setup()
         for p in self._snaps.glob(".tmp-*"):
             shutil.rmtree(p, ignore_errors=True)
+        # a short link no snapshot names: dangling (a staged layer's, or a removal cut short), or
+        # a second name for a snapshot that two pulls staged at once, left when the loser crashed
+        named = set()
+        for snap in self._snaps.iterdir():
+            with contextlib.suppress(OSError):
+                named.add((snap / "link").read_text().strip())
         for link in self._links.iterdir():
-            if link.is_symlink() and not link.exists():
+            if link.is_symlink() and link.name not in named:
                 link.unlink()
 
     def _dir(self, chain_id: str) -> Path:
@@ -362,8 +368,12 @@ class OverlaySnapshotter:
     def _write_records(self, snap: Path, chain_id: str, parent: str | None, size: int) -> Path:
         """A snapshot dir's records (parent, link, size) and its short link; unflushed. Returns the link."""
         short = self._make_link(chain_id)
-        for name, text in (("parent", parent or ""), ("link", short), ("size", str(size))):
-            write_synced(snap / name, text, sync=False)
+        try:
+            for name, text in (("parent", parent or ""), ("link", short), ("size", str(size))):
+                write_synced(snap / name, text, sync=False)
+        except BaseException:
+            (self._links / short).unlink(missing_ok=True)
+            raise
         return self._links / short
 
     def _commit_locked(self, chain_id: str, parent: str | None, upper: Path, size: int | None) -> int | None:
