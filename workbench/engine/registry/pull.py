@@ -153,8 +153,16 @@ class Puller:
         have_all = existing is not None and (not job.layers or self.snapshots.exists(
             chain_ids([lr.diff_id for lr in job.layers])[-1]))
         if not have_all:
-            infos = await _LayerPull(self, job, sink).run()
             loop = asyncio.get_running_loop()
+            # the config and manifest blobs are stored while the layers move (their fsyncs were
+            # ~4 ms at the end); `register` then finds them there. An image names them only
+            # once registered, and collection waits for the pull (`_pull`), so nothing sweeps them.
+            documents = loop.run_in_executor(self.pool, self._store_documents, job)
+            try:
+                infos = await _LayerPull(self, job, sink).run()
+            finally:
+                await asyncio.gather(documents, return_exceptions=True)
+            documents.result()
             before = self._points_at(ref)
             await loop.run_in_executor(self.pool, functools.partial(
                 self.io.register, job.config, infos, tags=[ref.familiar] if ref.tag else [],
@@ -171,6 +179,10 @@ class Puller:
             what = "Downloaded newer image" if newer else "Image is up to date"
             sink.status(f"Status: {what} for {ref.familiar}")
         return newer
+
+    def _store_documents(self, job: PullJob) -> None:
+        self.content.put(job.config)
+        self.content.put(job.manifest.data)
 
     def _points_at(self, ref: reference.Reference) -> str | None:
         try:
