@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from workbench.engine.registry.client import DOCKER_HUB, Credentials, RegistryClient
+from workbench.engine.registry.client import DOCKER_HUB, Credentials, RegistryClient, RegistryRequestError
 from workbench.engine.registry.progress import Progress
 from workbench.engine.registry.pull import PullJob, Puller, pull_reference
 from workbench.engine.registry.push import PushJob, Pusher
@@ -106,7 +106,12 @@ class Transfers:
 
     async def prepare_pull(self, from_image: str, tag: str | None = None, *, platform: str | None = None,
                            credentials: Credentials | None = None) -> PreparedPull:
-        """Resolve what `fromImage`/`tag` names; raise (404, 401, ...) before any progress is sent."""
+        """Resolve what `fromImage`/`tag` names; raise (404, 500, ...) before any progress is sent.
+
+        Refusals read as dockerd's do: the registry's 401 is a 500 (a 401 makes the docker CLI
+        prompt for a login on stdin, where dockerd's answer lets it fail), and its 403 (`denied`)
+        the 404 "pull access denied ... may require 'docker login'".
+        """
         ref = pull_reference(from_image, tag)
         client = self.client(ref.domain, credentials, [f"repository:{ref.path}:pull"])
         try:
@@ -117,6 +122,15 @@ class Transfers:
                 raise NotFound(f"repository {ref.familiar_name} has no tags")
             first = await self.puller.prepare(reference.parse(f"{ref.repository}:{tags[0]}"), client, platform)
             return PreparedPull(self.puller, first, tuple(tags[1:]), platform)
+        except RegistryRequestError as err:
+            await client.aclose()
+            if err.status == 401:
+                raise RegistryRequestError(err.message, status=500, remote_status=err.remote_status,
+                                           code=err.code) from err
+            if err.status == 403 or err.code == "DENIED":
+                raise NotFound(f"pull access denied for {ref.familiar_name}, repository does not exist or "
+                               f"may require 'docker login': {err.message}") from err
+            raise
         except BaseException:
             await client.aclose()
             raise
