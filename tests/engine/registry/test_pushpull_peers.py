@@ -150,6 +150,30 @@ def test_token_auth_against_our_registry(engine, token_registry: Registry) -> No
 
 # ---- a malicious registry --------------------------------------------------------------------
 
+def test_a_denied_pull_reads_as_dockerd_words_it(engine) -> None:
+    """A registry that answers 403 DENIED (Docker Hub does, for a private repository without the
+    right login): 404 "pull access denied ... may require 'docker login'", as dockerd answers."""
+    async def denied(request: web.Request) -> web.Response:
+        return web.json_response({"errors": [{"code": "DENIED", "message": "requested access to the resource "
+                                              "is denied"}]}, status=403)
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/v2/", ping)
+    app.router.add_route("*", "/v2/{name:.+}/manifests/{ref}", denied)
+    served = Served(app)
+    try:
+        r = pull(engine, f"{host(served.url)}/secret/app", "1")
+        assert r.status == 404, r.raw
+        assert r.message.startswith(f"pull access denied for {host(served.url)}/secret/app, repository does not "
+                                    "exist or may require 'docker login': ") and r.message.endswith(
+                                    "denied: requested access to the resource is denied"), r.message
+    finally:
+        served.close()
+
+
 def _layer(files: dict[str, bytes], level: int = 6) -> tuple[bytes, bytes]:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
