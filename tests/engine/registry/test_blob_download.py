@@ -36,6 +36,7 @@ from workbench.engine.registry.download import (
     SizeMismatch,
     direct,
 )
+from workbench.engine.registry.errors import dial_text
 from workbench.engine.registry.server import make_registry_app
 from workbench.engine.registry.storage import RegistryStorage
 from workbench.errors import WorkbenchError
@@ -329,6 +330,20 @@ def test_an_insecure_registry_that_answered_over_tls_is_never_downgraded(tmp_pat
         asyncio.run(go())
     finally:
         served.close()
+
+
+def test_failed_connections_read_as_dockerd_words_them() -> None:
+    """Go's net errors, which dockerd passes on: what a user searching for the message finds."""
+    blob = f"http://127.0.0.1:1/v2/x/blobs/sha256:{'4' * 64}"
+    with pytest.raises(RegistryRequestError) as err, BlobBody(BlobRequest(blob, timeout=10)) as body:
+        body.open()
+    assert err.value.message == f'Get "{blob}": dial tcp 127.0.0.1:1: connect: connection refused'
+    lookup = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert dial_text(lookup, "https://registry.invalid/v2/") == "dial tcp: lookup registry.invalid: no such host"
+    wrapped = OSError("All connection attempts failed")         # as anyio wraps the attempts
+    wrapped.__cause__ = ConnectionRefusedError(111, "Connect call failed")
+    assert dial_text(wrapped, "https://[::1]:5000/v2/") == "dial tcp [::1]:5000: connect: connection refused"
+    assert dial_text(TimeoutError(), "http://h/v2/") is None      # no errno: the caller's own words
 
 
 def test_direct_unless_a_proxy_applies(monkeypatch) -> None:

@@ -36,7 +36,7 @@ from urllib.parse import quote, urljoin
 import httpx
 
 from workbench.engine.registry.download import BlobRequest, Connections, direct
-from workbench.engine.registry.errors import RegistryRequestError, error_text, request_error
+from workbench.engine.registry.errors import RegistryRequestError, dial_text, error_text, request_error
 from workbench.engine.registry.transport import base_url, is_loopback, ssl_context, unverified_ssl_context
 from workbench.oci import mediatypes as mt
 from workbench.oci.digest import Digest, DigestMismatch
@@ -175,7 +175,7 @@ class RegistryClient:
                 except httpx.TransportError as err:
                     plain = self._over_plain_http(url)
                     if plain is None:
-                        raise RegistryRequestError(f'{method.title()} "{url}": {_transport_text(err)}') from err
+                        raise RegistryRequestError(f'{method.title()} "{url}": {_transport_text(err, url)}') from err
                     url = plain
             challenge = response.headers.get("WWW-Authenticate", "")
             if response.status_code != 401 or not challenge or attempt == 1:
@@ -247,7 +247,7 @@ class RegistryClient:
                     headers["Authorization"] = basic
                 reply = await self._http.get(realm, params=query, headers=headers)
         except httpx.TransportError as err:
-            raise RegistryRequestError(f'Get "{realm}": {_transport_text(err)}') from err
+            raise RegistryRequestError(f'Get "{realm}": {_transport_text(err, realm)}') from err
         if reply.status_code != 200:
             text, code = error_text(reply.status_code, reply.reason_phrase, reply.content)
             if reply.status_code in (401, 403) and not text.startswith("unauthorized"):
@@ -483,8 +483,8 @@ def _manifest_type(content_type: str, data: bytes) -> str:
     return header
 
 
-def _transport_text(err: httpx.TransportError) -> str:
+def _transport_text(err: httpx.TransportError, url: str) -> str:
     text = str(err) or type(err).__name__
     if isinstance(err, httpx.ConnectError):
-        return f"dial: {text}"
+        return dial_text(err, url) or f"dial: {text}"
     return text

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
-from workbench.engine.registry.errors import RegistryRequestError, request_error
+from workbench.engine.registry.errors import RegistryRequestError, dial_text, request_error
 from workbench.engine.registry.transport import is_loopback, ssl_context, unverified_ssl_context
 from workbench.errors import InvalidArgument, WorkbenchError
 
@@ -219,6 +219,9 @@ class BlobBody(io.RawIOBase):
         text = str(err) or type(err).__name__
         if isinstance(err, http.client.IncompleteRead):
             text = f"unexpected EOF after {self.count} bytes"
+        elif isinstance(err, (ConnectionRefusedError, socket.gaierror)) or (
+                isinstance(err, OSError) and self._response is None):   # still connecting
+            text = dial_text(err, self._url) or text
         return RegistryRequestError(f'Get "{self._url}": {text}')
 
     def _drain_and_close(self, response: http.client.HTTPResponse) -> None:

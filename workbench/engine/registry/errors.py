@@ -6,10 +6,13 @@ Shared by the async client (`client.py`) and the blob downloads of worker thread
 from __future__ import annotations
 
 import json
+import os
+import socket
+from urllib.parse import urlsplit
 
 from workbench.errors import WorkbenchError
 
-__all__ = ["RegistryRequestError", "error_text", "request_error"]
+__all__ = ["RegistryRequestError", "dial_text", "error_text", "request_error"]
 
 
 class RegistryRequestError(WorkbenchError):
@@ -53,3 +56,25 @@ def request_error(method: str, url: str, status: int, reason: str, body: bytes, 
         text = f'{method.title()} "{url}": {text}'
     return RegistryRequestError(text, status=status if status in (401, 403, 404) else 500,
                                 remote_status=status, code=code)
+
+
+def dial_text(err: BaseException, url: str) -> str | None:
+    """A failed connection to `url`'s registry as Go's net package words it, which is what dockerd's
+    errors say ("dial tcp 127.0.0.1:5000: connect: connection refused", "dial tcp: lookup h: no
+    such host"); None when no OS error lies under `err` (httpx and anyio wrap it)."""
+    cause: BaseException | None = err
+    while cause is not None and not (isinstance(cause, OSError) and cause.errno):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if isinstance(cause, socket.gaierror):
+        return f"dial tcp: lookup {host}: no such host"
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    assert isinstance(cause, OSError) and cause.errno is not None
+    return f"dial tcp {address}: connect: {os.strerror(cause.errno).lower()}"

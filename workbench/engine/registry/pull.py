@@ -65,12 +65,16 @@ class PullJob:
 
 
 def pull_reference(from_image: str, tag: str | None) -> reference.Reference:
-    """`fromImage` + `tag` as dockerd reads them: the tag may be a digest. With neither a tag nor a
-    digest the reference is bare: every tag of the repository is pulled (`Transfers.prepare_pull`)."""
+    """`fromImage` + `tag` as dockerd reads them: the tag may be a digest (anything else with a
+    colon is "invalid tag format"). With neither a tag nor a digest the reference is bare: every
+    tag of the repository is pulled (`Transfers.prepare_pull`)."""
     ref = reference.parse(from_image)
     if tag:
         if ":" in tag:
-            Digest.parse(tag)
+            try:
+                Digest.parse(tag)
+            except InvalidArgument:
+                raise InvalidArgument("invalid tag format") from None
             return reference.Reference(ref.domain, ref.path, None, tag)
         ref = reference.parse(f"{ref.repository}:{tag}")
     return ref
