@@ -5,13 +5,16 @@ digest, Docker's progress streams, skipped and mounted blobs, multi-platform ind
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
 from pathlib import Path
 
 import pytest
-from registry_support import Image, Registry, make_image, make_registry
+import zstandard
+from registry_support import (OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZ, OCI_MANIFEST, Image, Registry, digest_of,
+                              layer_tar, make_image, make_registry)
 from test_pushpull_helpers import assert_no_unpack_left, host, inspect, pull, push, rmi, tag
 
 from workbench.oci.image import go_arch
@@ -96,6 +99,33 @@ def test_pull_downloads_verifies_and_unpacks(engine, registry: Registry) -> None
     tag(engine, f"{repo}:1", f"{host(registry.url)}/pp/copy", "2")
     r = push(engine, f"{host(registry.url)}/pp/copy", "2")
     assert r.error is None and r.aux()["Digest"] == image.digest
+
+
+def test_pull_of_plain_zstd_and_multi_member_gzip_layers(engine, registry: Registry) -> None:
+    """Every codec a layer may come in goes through the same one-copy reading (`TeeReader` peeks
+    the magic; the decompressor reads straight from the socket), and each is verified."""
+    tars = [layer_tar({"plain.txt": b"p" * 70_000}), layer_tar({"zstd.txt": os.urandom(300_000)}),
+            layer_tar({"multi.txt": b"m" * 200_000, "more.bin": os.urandom(100_000)})]
+    zstd = "application/vnd.oci.image.layer.v1.tar+zstd"
+    blobs_in = [(tars[0], OCI_LAYER), (zstandard.ZstdCompressor().compress(tars[1]), zstd),
+                (gzip.compress(tars[2][:100_000], mtime=0) + gzip.compress(tars[2][100_000:], mtime=0),
+                 OCI_LAYER_GZ)]
+    blobs = {digest_of(data): data for data, _ in blobs_in}
+    config = json.dumps({"architecture": go_arch(), "os": "linux", "rootfs": {
+        "type": "layers", "diff_ids": [digest_of(t) for t in tars]}}).encode()
+    blobs[digest_of(config)] = config
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                           "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
+                           "layers": [{"mediaType": mt, "digest": digest_of(data), "size": len(data)}
+                                      for data, mt in blobs_in]}).encode()
+    registry.push_image("pp/codecs", Image(manifest, OCI_MANIFEST, blobs), tag="1")
+    repo = f"{host(registry.url)}/pp/codecs"
+    r = pull(engine, repo, "1")
+    assert r.status == 200 and r.error is None, r.raw
+    files = {p.name: p for d in _layers_dir(engine, f"{repo}:1") for p in d.iterdir()}
+    assert files["plain.txt"].read_bytes() == b"p" * 70_000 and files["multi.txt"].stat().st_size == 200_000
+    assert files["zstd.txt"].stat().st_size == 300_000 and files["more.bin"].stat().st_size == 100_000
+    assert inspect(engine, f"{repo}:1")["RootFS"]["Layers"] == [digest_of(t) for t in tars]
 
 
 def test_pull_by_digest(engine, registry: Registry) -> None:
