@@ -147,4 +147,5 @@ def assert_no_unpack_left(engine) -> None:
         if not left:
             return
         time.sleep(0.05)   # a cancelled layer's directory is removed off the event loop
-    raise AssertionError(f"left behind in {snaps}: {left}")
+    inside = {name: sorted(str(p.relative_to(snaps / name)) for p in (snaps / name).rglob("*")) for name in left}
+    raise AssertionError(f"left behind in {snaps}: {inside}")

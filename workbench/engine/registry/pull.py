@@ -259,8 +259,11 @@ class _LayerPull:
             if i > 0:
                 await self.ready[i - 1].wait()
             if unpacked is not None:
+                # the commit owns the layer from here (it commits or discards it), so it must run
+                # even if this pull is cancelled meanwhile: a cancelled executor job that had not
+                # started yet would never run, and the staged layer would stay on the disk
                 done, unpacked = unpacked, None
-                await self.loop.run_in_executor(self.p.pool, self._commit, done)
+                await asyncio.shield(self.loop.run_in_executor(self.p.pool, self._commit, done))
                 self.sink.layer("Extracting", sid, layer.size, layer.size)
             elif not self.p.snapshots.exists(self.chains[i]):
                 info = await self._extract(i, sid if first else None)
