@@ -74,6 +74,43 @@ def test_exec_detached_and_errors(engine, busybox):
     out = _hijack(engine, f"/exec/{missing}/start", b"{}")
     assert b"no such file or directory" in out.lower()
     assert engine.api.get(f"/exec/{missing}/json").json()["ExitCode"] == 127
+    # a process that cannot even be set up (no such user): the hijacked stream carries the error
+    # on stdout, as dockerd writes it there, and the exit code is dockerd's 126
+    nouser = engine.api.post(f"/containers/{cid}/exec", json={"Cmd": ["id"], "User": "nobody-here",
+                                                              "AttachStdout": True}).json()["Id"]
+    out = frames(_hijack(engine, f"/exec/{nouser}/start", b"{}"))
+    assert out == [(1, b"unable to find user nobody-here: no matching entries in passwd file\r\n")]
+    assert engine.api.get(f"/exec/{nouser}/json").json()["ExitCode"] == 126
+    detached = _exec(engine, cid, ["id"], User="nobody-here")     # detached: the start answers the error
+    r = engine.api.post(f"/exec/{detached}/start", json={"Detach": True})
+    assert r.status_code == 400 and r.json()["message"].startswith("unable to find user nobody-here")
+    nodir = _exec(engine, cid, ["pwd"], WorkingDir="/no-such-dir")  # not the command's fault: 126
+    assert b"no-such-dir" in _hijack(engine, f"/exec/{nodir}/start", b"{}")
+    assert engine.api.get(f"/exec/{nodir}/json").json()["ExitCode"] == 126
     assert engine.api.get("/exec/nonexistent/json").status_code == 404
     assert engine.api.post(f"/containers/{cid}/exec", json={"Cmd": []}).status_code == 400
     engine.api.delete(f"/containers/{cid}", params={"force": 1})
+
+
+def test_supplementary_groups_start_with_the_primary_one(engine, busybox):
+    """As dockerd sets them since 20.10.18 (CVE-2022-36109): the primary group first, then the
+    user's memberships, then `HostConfig.GroupAdd`, for the container's process and for execs."""
+    from tests.engine.api.test_containers import run
+
+    def groups(cid: str) -> bytes:
+        r = engine.api.get(f"/containers/{cid}/logs", params={"stdout": 1})
+        return b"".join(d for _, d in frames(r.content))
+
+    cid, res = run(engine, ["id", "-G"], User="1234:5", HostConfig={"GroupAdd": ["7"]})
+    assert res["StatusCode"] == 0 and groups(cid) == b"5 7\n"
+    cid, res = run(engine, ["id", "-G"])
+    assert res["StatusCode"] == 0 and groups(cid) == b"0\n"
+    bad = create(engine, ["true"], HostConfig={"GroupAdd": ["no-such-group"]})
+    r = engine.api.post(f"/containers/{bad}/start")
+    assert r.status_code >= 400 and "Unable to find group no-such-group" in r.json()["message"]
+    box = create(engine, ["sleep", "60"], HostConfig={"GroupAdd": ["9"]})
+    engine.api.post(f"/containers/{box}/start")
+    eid = _exec(engine, box, ["id", "-G"], User="1000:1000")
+    assert frames(_hijack(engine, f"/exec/{eid}/start", b"{}")) == [(1, b"1000 9\n")]
+    for c in (bad, box):
+        engine.api.delete(f"/containers/{c}", params={"force": 1})

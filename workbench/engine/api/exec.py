@@ -11,6 +11,7 @@ from aiohttp import web
 from workbench.engine.api.codec import json_body, json_response
 from workbench.engine.api.streaming import hijack
 from workbench.engine.services.exec import ExecService
+from workbench.errors import WorkbenchError
 from workbench.oci.streams import frame
 
 
@@ -26,9 +27,12 @@ def routes(engine: Any) -> list[web.RouteDef]:
         ex = execs.get(request.match_info["id"])
         body = await json_body(request)
         if body.get("Detach"):
+            execs.check_startable(ex)
+            execs.check_process(ex)
             async def drain() -> None:
-                async for _ in execs.run(ex, None):
-                    pass
+                with contextlib.suppress(WorkbenchError):   # could not start: its ExitCode says 126
+                    async for _ in execs.run(ex, None):
+                        pass
             task = asyncio.ensure_future(drain())
             background.add(task)
             task.add_done_callback(background.discard)
@@ -41,8 +45,15 @@ def routes(engine: Any) -> list[web.RouteDef]:
                             on_eof=(lambda: stdin.put_nowait(None)) if stdin else None)
         tty = ex.tty
         with contextlib.suppress(ConnectionResetError):
-            async for stream, data in chunks:
-                await resp.write(data if tty else frame(stream, data))
+            try:
+                async for stream, data in chunks:
+                    await resp.write(data if tty else frame(stream, data))
+            except WorkbenchError as err:
+                # the process could not start (an unknown user, ...). The connection is hijacked,
+                # so an HTTP error reply would corrupt the stream; dockerd writes the error to
+                # stdout there, and the exit code (126) comes from the exec's inspect
+                text = f"{err.message}\r\n".encode()
+                await resp.write(text if tty else frame(1, text))
         await resp.write_eof()
         return resp
 

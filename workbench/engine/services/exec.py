@@ -89,13 +89,19 @@ class ExecService:
         cdir = self.svc.path(ex.container_id)
         config = json.loads((cdir / "config.json").read_text())
         proc = dict(config["process"])
-        user = resolve_user(cdir / "rootfs", ex.user)
+        host = self.svc.get(ex.container_id).get("HostConfig") or {}
+        user = resolve_user(cdir / "rootfs", ex.user, host.get("GroupAdd") or ())
         env = {e.split("=", 1)[0]: e for e in proc.get("env") or []}
         env.update({e.split("=", 1)[0]: e for e in ex.env})
         proc.update(args=ex.cmd, env=list(env.values()), cwd=ex.workdir, terminal=False,
                     user={"uid": user.uid, "gid": user.gid, "additionalGids": list(user.additional_gids)})
         proc.pop("consoleSize", None)
         return proc
+
+    def check_process(self, ex: ExecInstance) -> None:
+        """Raise when `ex`'s process cannot be set up (an unknown user or group): a detached start
+        answers with the error, as dockerd does, where an attached one writes it into the stream."""
+        self._process_spec(ex)
 
     def check_startable(self, ex: ExecInstance) -> None:
         """Raise (before any hijack) when `ex` cannot start: already started, container not running."""
@@ -110,16 +116,25 @@ class ExecService:
         """Start the exec'd process; yield its output; set its exit code before the last chunk."""
         self.check_startable(ex)
         ex.started = True
-        spec = self._process_spec(ex)
-        with tempfile.NamedTemporaryFile("w", dir=self.svc.path(ex.container_id), prefix="exec-",
-                                         suffix=".json", delete=False) as f:
-            json.dump(spec, f)
-            spec_path = Path(f.name)
-        runc = self.runner.runtime.runc
-        argv = [*runc.opts.argv(), "exec", "--process", str(spec_path), ex.container_id]
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, pass_fds=runc.pass_fds)
+        spec_path: Path | None = None
+        try:
+            spec = self._process_spec(ex)       # an unknown user fails here, before any process
+            with tempfile.NamedTemporaryFile("w", dir=self.svc.path(ex.container_id), prefix="exec-",
+                                             suffix=".json", delete=False) as f:
+                json.dump(spec, f)
+                spec_path = Path(f.name)
+            runc = self.runner.runtime.runc
+            argv = [*runc.opts.argv(), "exec", "--process", str(spec_path), ex.container_id]
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, pass_fds=runc.pass_fds)
+        except BaseException:
+            ex.exit_code = 126                  # what dockerd records for an exec that could not start
+            ex.done.set()
+            if spec_path is not None:
+                spec_path.unlink(missing_ok=True)
+            raise
+        assert spec_path is not None
         ex.running, ex.pid = True, proc.pid
         queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
         pumps = [asyncio.ensure_future(_pump(proc.stdout, STDOUT, queue)),
@@ -162,7 +177,9 @@ async def _pump(reader: asyncio.StreamReader | None, stream: int, q: asyncio.Que
         while reader is not None and (data := await reader.read(65536)):
             if ex is not None and data.startswith(b"{") and (err := _runtime_error(data)) is not None:
                 ex.runtime_error = err
-                ex.missing = "no such file" in err.lower() or "not found" in err
+                # 127 only when the error is about the command itself (as moby's
+                # translateContainerdStartErr decides): a missing working directory stays 126
+                ex.missing = bool(ex.cmd) and ex.cmd[0] in err and ("no such file" in err.lower() or "not found" in err)
                 continue
             await q.put((stream, data))
     finally:

@@ -51,7 +51,7 @@ def prepare_rootfs(runner: Any, doc: dict[str, Any]) -> dict[str, Any]:
 
 def _prepare_mounted(runner: Any, doc: dict[str, Any], cdir: Path, rootfs: Path) -> dict[str, Any]:
     cfg, host = doc["Config"], doc["HostConfig"]
-    user = resolve_user(rootfs, cfg.get("User"))
+    user = resolve_user(rootfs, cfg.get("User"), host.get("GroupAdd") or ())
     workdir = cfg.get("WorkingDir") or "/"
     if not workdir.startswith("/"):
         raise InvalidArgument(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
