@@ -15,11 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from workbench.engine.store.layers import apply_layer, changes, dir_to_tar
+from workbench.engine.store.layers import ChangeKind, apply_layer, changes, dir_to_tar
 from workbench.engine.store.paths import secure_join
 from workbench.errors import InvalidArgument, NotFound
 
 _GO_DIR, _GO_SYMLINK = 1 << 31, 1 << 27
+# what the runtime puts in every container (mount points, the files the engine writes), which
+# dockerd keeps in the container's init layer, so `docker diff` never lists them
+_RUNTIME_PATHS = frozenset({"/dev", "/proc", "/sys", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf",
+                            "/etc/mtab", "/.dockerenv"})
+_RUNTIME_PARENTS = frozenset({"/etc"})
 
 
 class ArchiveService:
@@ -54,8 +59,12 @@ class ArchiveService:
         upper = self.svc.path(doc["Id"]) / "upper"
         if not upper.exists():
             return []
-        hidden = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"}
-        return [{"Path": c.path, "Kind": int(c.kind)} for c in changes(upper, lowers) if c.path not in hidden]
+        found = [c for c in changes(upper, lowers) if c.path not in _RUNTIME_PATHS]
+        # /etc made or touched only to hold the runtime's files is dockerd's init layer, below the
+        # container's own: not a change either, unless something else in it changed
+        shown = [c for c in found if not (c.path in _RUNTIME_PARENTS and c.kind != ChangeKind.DELETED and
+                                          not any(o.path.startswith(c.path + "/") for o in found))]
+        return [{"Path": c.path, "Kind": int(c.kind)} for c in shown]
 
     def export(self, ref: str, out: BinaryIO) -> None:
         with self.rootfs(ref) as root:
@@ -63,11 +72,11 @@ class ArchiveService:
 
     def stat(self, ref: str, path: str) -> dict[str, Any]:
         with self.rootfs(ref) as root:
-            return _stat(root, path)
+            return _stat(root, path, ref)
 
     def get(self, ref: str, path: str, out: BinaryIO) -> None:
         with self.rootfs(ref) as root:
-            target = _existing(root, path)
+            target = _existing(root, path, ref)
             name = os.path.basename(path.rstrip("/")) or "/"
             if target.is_dir() and not target.is_symlink():
                 dir_to_tar(target, out, prefix=name if name != "/" else "")
@@ -94,18 +103,18 @@ def stat_header(st: dict[str, Any]) -> str:
     return base64.b64encode(json.dumps(st).encode()).decode()
 
 
-def _existing(root: Path, path: str) -> Path:
+def _existing(root: Path, path: str, ref: str) -> Path:
     target = secure_join(root, path)
     if not os.path.lexists(target):
-        raise NotFound(f"Could not find the file {path} in container")
+        raise NotFound(f"Could not find the file {path} in container {ref}")
     return target
 
 
-def _stat(root: Path, path: str) -> dict[str, Any]:
+def _stat(root: Path, path: str, ref: str) -> dict[str, Any]:
     parent = secure_join(root, os.path.dirname(path.rstrip("/")) or "/")
     leaf = parent / os.path.basename(path.rstrip("/")) if path.rstrip("/") else root
     if not os.path.lexists(leaf):
-        raise NotFound(f"Could not find the file {path} in container")
+        raise NotFound(f"Could not find the file {path} in container {ref}")
     st = os.lstat(leaf)
     mode = stat.S_IMODE(st.st_mode)
     link = ""
