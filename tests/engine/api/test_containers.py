@@ -342,3 +342,20 @@ def test_image_in_use_conflict(engine, busybox):
     assert r.status_code == 409 and "is using its referenced image" in r.json()["message"]
     engine.api.delete(f"/containers/{cid}")
     assert engine.api.delete("/images/inuse:1").status_code == 200
+
+
+def test_environment_is_merged_and_built_as_dockerd_does(engine, busybox):
+    """Config.Env: the request's variables first, then the image's it does not set (moby's merge).
+    The process gets dockerd's defaults first (PATH, HOSTNAME, TERM with a terminal), each replaced
+    in place by the container's own, then the rest in order; HOME last."""
+    cid = create(engine, ["env"], Env=["FOO=bar", "PATH=/x:/bin"], Hostname="envbox")
+    info = engine.api.get(f"/containers/{cid}/json").json()
+    image_env = engine.api.get("/images/busybox/json").json()["Config"]["Env"] or []
+    assert info["Config"]["Env"] == ["FOO=bar", "PATH=/x:/bin"] + [e for e in image_env
+                                                                    if e.split("=")[0] not in ("FOO", "PATH")]
+    assert engine.api.post(f"/containers/{cid}/start").status_code == 204
+    wait(engine, cid)
+    out = engine.api.get(f"/containers/{cid}/logs", params={"stdout": 1}).content
+    lines = b"".join(d for _, d in frames(out)).decode().splitlines()
+    assert lines[:3] == ["PATH=/x:/bin", "HOSTNAME=envbox", "FOO=bar"] and lines[-1] == "HOME=/root"
+    engine.api.delete(f"/containers/{cid}")

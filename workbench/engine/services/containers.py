@@ -317,13 +317,11 @@ def _merge_config(body: dict[str, Any], image: dict[str, Any]) -> dict[str, Any]
             cfg["Cmd"] = image.get("Cmd")
     elif entry == [""] or entry == []:
         cfg["Entrypoint"] = None
-    env = {}
-    for e in list(image.get("Env") or []) + list(cfg["Env"] or []):
-        k, _, _v = e.partition("=")
-        env[k] = e
-    if "PATH" not in env:
-        env["PATH"] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    cfg["Env"] = list(env.values())
+    # as moby merges them: the request's variables as given, then the image's it does not set
+    # (the default PATH and HOSTNAME are the runtime's, added when the process starts)
+    user_env = list(cfg["Env"] or [])
+    named = {e.partition("=")[0] for e in user_env}
+    cfg["Env"] = user_env + [e for e in image.get("Env") or [] if e.partition("=")[0] not in named]
     labels = dict(image.get("Labels") or {})
     labels.update(_typed(body.get("Labels"), dict, "Labels") or {})
     exposed = dict(image.get("ExposedPorts") or {})

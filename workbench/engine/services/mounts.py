@@ -49,6 +49,25 @@ def prepare_rootfs(runner: Any, doc: dict[str, Any]) -> dict[str, Any]:
         raise
 
 
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def process_env(config_env: list[str], hostname: str, *, tty: bool = False) -> list[str]:
+    """A container process's environment as dockerd builds it (CreateDaemonEnvironment): the
+    default PATH, HOSTNAME (and TERM for a terminal), each replaced in place by the container's
+    own variable of that name, then the container's others in their order."""
+    env = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}", *(["TERM=xterm"] if tty else [])]
+    index = {e.partition("=")[0]: i for i, e in enumerate(env)}
+    for e in config_env:
+        key = e.partition("=")[0]
+        if key in index:
+            env[index[key]] = e
+        else:
+            index[key] = len(env)
+            env.append(e)
+    return env
+
+
 def _prepare_mounted(runner: Any, doc: dict[str, Any], cdir: Path, rootfs: Path) -> dict[str, Any]:
     cfg, host = doc["Config"], doc["HostConfig"]
     user = resolve_user(rootfs, cfg.get("User"), host.get("GroupAdd") or ())
@@ -62,9 +81,7 @@ def _prepare_mounted(runner: Any, doc: dict[str, Any], cdir: Path, rootfs: Path)
     (cdir / "hosts").write_text(net.get("hosts") or (DEFAULT_HOSTS + _host_line(doc, hostname)))
     (cdir / "resolv.conf").write_text(net.get("resolv_conf") or host_resolv_conf())
     mounts, shown = _mounts(runner, doc, cdir, rootfs)
-    env = list(cfg.get("Env") or [])
-    if not any(e.startswith("HOSTNAME=") for e in env):
-        env.append(f"HOSTNAME={hostname}")
+    env = process_env(cfg.get("Env") or [], hostname, tty=bool(cfg.get("Tty")))
     if not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={user.home}")
     args = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
