@@ -359,3 +359,28 @@ def test_environment_is_merged_and_built_as_dockerd_does(engine, busybox):
     lines = b"".join(d for _, d in frames(out)).decode().splitlines()
     assert lines[:3] == ["PATH=/x:/bin", "HOSTNAME=envbox", "FOO=bar"] and lines[-1] == "HOME=/root"
     engine.api.delete(f"/containers/{cid}")
+
+
+def test_tmpfs_flag_mounts_with_dockerds_default_options(engine, busybox):
+    """`--tmpfs /t:size=1m` (HostConfig.Tmpfs): a tmpfs, noexec,nosuid,nodev unless told otherwise."""
+    from workbench.engine.services.mounts import tmpfs_options
+    assert tmpfs_options("") == ["noexec", "nosuid", "nodev"]
+    assert tmpfs_options("exec,size=1m,size=2m,mode=700") == ["nosuid", "nodev", "exec", "size=2m", "mode=700"]
+    cid, res = run(engine, ["sh", "-c", "touch /t/x && ls /t && grep ' /t ' /proc/mounts"],
+                   HostConfig={"Tmpfs": {"/t": "size=1m"}})
+    out = b"".join(d for _, d in frames(engine.api.get(f"/containers/{cid}/logs",
+                                                         params={"stdout": 1, "stderr": 1}).content)).decode()
+    assert res["StatusCode"] == 0, out
+    lines = out.splitlines()
+    assert lines[0] == "x" and lines[1].startswith("tmpfs /t tmpfs ")
+    opts = lines[1].split()[3].split(",")
+    assert {"nosuid", "nodev", "noexec", "size=1024k"} <= set(opts), opts
+    assert engine.api.get(f"/containers/{cid}/json").json()["Mounts"] == []
+    engine.api.delete(f"/containers/{cid}")
+    # --mount type=tmpfs,tmpfs-size=..,tmpfs-mode=..: the same defaults, its options converted
+    cid, res = run(engine, ["grep", " /m ", "/proc/mounts"], HostConfig={"Mounts": [
+        {"Type": "tmpfs", "Target": "/m", "TmpfsOptions": {"SizeBytes": 2 << 20, "Mode": 0o700}}]})
+    line = b"".join(d for _, d in frames(engine.api.get(f"/containers/{cid}/logs", params={"stdout": 1}).content))
+    assert res["StatusCode"] == 0
+    assert {"noexec", "nosuid", "nodev", "size=2048k", "mode=700"} <= set(line.split()[3].decode().split(","))
+    engine.api.delete(f"/containers/{cid}")

@@ -136,7 +136,8 @@ def _mounts(runner: Any, doc: dict[str, Any], cdir: Path, rootfs: Path) -> tuple
         specs.append(_parse_bind(b))
     for m in host.get("Mounts") or []:
         specs.append({"Type": m.get("Type", "volume"), "Source": m.get("Source") or "",
-                      "Target": m.get("Target"), "ReadOnly": bool(m.get("ReadOnly"))})
+                      "Target": m.get("Target"), "ReadOnly": bool(m.get("ReadOnly")),
+                      "TmpfsOptions": m.get("TmpfsOptions") or {}})
     taken = {s["Target"] for s in specs}
     for vol in (doc["Config"].get("Volumes") or {}):
         if vol not in taken:
@@ -175,13 +176,49 @@ def _mounts(runner: Any, doc: dict[str, Any], cdir: Path, rootfs: Path) -> tuple
                 entry["_Anonymous"] = True
             shown.append(entry)
         elif s["Type"] == "tmpfs":
-            mounts.append(("tmpfs", target, "tmpfs", ["nosuid", "nodev", "mode=1777"]))
+            mounts.append(("tmpfs", target, "tmpfs", tmpfs_options(_tmpfs_data(s))))
             shown.append({"Type": "tmpfs", "Source": "", "Destination": target, "Mode": "", "RW": True,
                           "Propagation": ""})
         else:
             raise InvalidArgument(f"invalid mount config: unsupported mount type {s['Type']!r}")
         mkdir_in(rootfs, target)
+    for target, data in (host.get("Tmpfs") or {}).items():      # --tmpfs PATH[:OPTIONS]
+        if not target.startswith("/"):
+            raise InvalidArgument(f"invalid mount config: mount path must be absolute: {target!r}")
+        mounts.append(("tmpfs", target, "tmpfs", tmpfs_options(data or "")))
+        mkdir_in(rootfs, target)      # dockerd lists these in no container's Mounts: neither do we
     return mounts, shown
+
+
+_FLAG_PAIRS = {"exec": "noexec", "suid": "nosuid", "dev": "nodev", "ro": "rw", "atime": "noatime"}
+_OPPOSITE = {**_FLAG_PAIRS, **{v: k for k, v in _FLAG_PAIRS.items()}}
+
+
+def _tmpfs_data(spec: dict[str, Any]) -> str:
+    """`--mount type=tmpfs,tmpfs-size=..,tmpfs-mode=..` as option text (moby's ConvertTmpfsOptions)."""
+    opts = spec.get("TmpfsOptions") or {}
+    data = []
+    if opts.get("SizeBytes"):
+        size = int(opts["SizeBytes"])
+        data.append(f"size={size // 1024}k" if size % 1024 == 0 else f"size={size}")
+    if opts.get("Mode"):
+        data.append(f"mode={int(opts['Mode']):o}")
+    if spec.get("ReadOnly"):
+        data.append("ro")
+    return ",".join(data)
+
+
+def tmpfs_options(data: str) -> list[str]:
+    """A `--tmpfs` mount's options as dockerd merges them: noexec, nosuid, nodev first, then the
+    user's (`size=64m,mode=1777,exec`, ...), a later flag overriding its opposite and a later
+    `key=value` the same key."""
+    merged: dict[str, str] = {}
+    for opt in ["noexec", "nosuid", "nodev", *(o.strip() for o in data.split(",") if o.strip())]:
+        key = opt.split("=", 1)[0]
+        merged.pop(_OPPOSITE.get(key, ""), None)
+        merged.pop(key, None)
+        merged[key] = opt
+    return list(merged.values())
 
 
 def _parse_bind(spec: str) -> dict[str, Any]:
