@@ -26,7 +26,7 @@ from typing import Any
 from workbench.engine.build.plan import RunAction
 from workbench.engine.runtime.bundle import RunSpec, write_bundle
 from workbench.engine.services import logs
-from workbench.engine.services.mounts import DEFAULT_HOSTS, host_resolv_conf
+from workbench.engine.services.mounts import DEFAULT_HOSTS, RUNTIME_PATHS, host_resolv_conf
 from workbench.engine.services.users import resolve_user
 from workbench.engine.store.layers import OPAQUE_XATTR
 from workbench.engine.store.paths import mkdir_in, secure_join
@@ -34,7 +34,6 @@ from workbench.errors import BuildError, InvalidArgument, WorkbenchError
 
 __all__ = ["RunLimits", "Sandbox", "run_container"]
 
-_RUNTIME_STUBS = ("proc", "sys", "dev", "etc/hosts", "etc/hostname", "etc/resolv.conf")
 _TAIL_LINES = 20
 
 
@@ -101,7 +100,7 @@ class Sandbox:
     # -- runtime stubs ---------------------------------------------------------------------
     def note_stubs(self, extra: Sequence[str] = ()) -> None:
         """Record, before the run, which mount points exist in the image (and their parents)."""
-        for rel in (*_RUNTIME_STUBS, *(p.strip("/") for p in extra)):
+        for rel in (*RUNTIME_PATHS, *(p.strip("/") for p in extra)):
             if not rel:
                 continue
             self.stubs[rel] = os.path.lexists(self.rootfs / rel)

@@ -219,8 +219,7 @@ class BlobBody(io.RawIOBase):
         text = str(err) or type(err).__name__
         if isinstance(err, http.client.IncompleteRead):
             text = f"unexpected EOF after {self.count} bytes"
-        elif isinstance(err, (ConnectionRefusedError, socket.gaierror)) or (
-                isinstance(err, OSError) and self._response is None):   # still connecting
+        elif isinstance(err, OSError) and self._response is None:   # still connecting
             text = dial_text(err, self._url) or text
         return RegistryRequestError(f'Get "{self._url}": {text}')
 

@@ -15,15 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from workbench.engine.services.mounts import RUNTIME_PATHS
 from workbench.engine.store.layers import ChangeKind, apply_layer, changes, dir_to_tar
 from workbench.engine.store.paths import secure_join
 from workbench.errors import InvalidArgument, NotFound
 
 _GO_DIR, _GO_SYMLINK = 1 << 31, 1 << 27
-# what the runtime puts in every container (mount points, the files the engine writes), which
-# dockerd keeps in the container's init layer, so `docker diff` never lists them
-_RUNTIME_PATHS = frozenset({"/dev", "/proc", "/sys", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf",
-                            "/etc/mtab", "/.dockerenv"})
+# what the runtime puts in every container, which dockerd keeps in the container's init layer
+# (with /etc/mtab and /.dockerenv), so `docker diff` never lists them
+_RUNTIME_PATHS = frozenset({"/" + p for p in RUNTIME_PATHS} | {"/etc/mtab", "/.dockerenv"})
 _RUNTIME_PARENTS = frozenset({"/etc"})
 
 

@@ -55,6 +55,7 @@ class TeeReader(io.RawIOBase):
 
     def __init__(self, src: BinaryIO, sinks: list[Callable[[bytes], Any]]) -> None:
         self._src = src
+        self._src_readinto = own_readinto(src)
         self._sinks = sinks
         self._ahead = b""       # peeked, not yet returned (nor given to the sinks)
         self.count = 0
@@ -78,12 +79,11 @@ class TeeReader(io.RawIOBase):
         return data
 
     def readinto(self, b: Any) -> int | None:  # type: ignore[override]
-        readinto = own_readinto(self._src)
-        if self._ahead or readinto is None:
+        if self._ahead or self._src_readinto is None:
             data = self.read(len(b))
             b[: len(data)] = data
             return len(data)
-        n = readinto(b)
+        n = self._src_readinto(b)
         if n:
             with memoryview(b) as whole, whole[:n] as view:
                 self._emit(view)

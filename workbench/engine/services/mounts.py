@@ -50,22 +50,19 @@ def prepare_rootfs(runner: Any, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+RUNTIME_PATHS = ("proc", "sys", "dev", "etc/hosts", "etc/hostname", "etc/resolv.conf")
+"""What the runtime puts in every container's root (mount points, the files the engine writes),
+relative to it: a build leaves them out of its layers, `docker diff` out of the changes."""
 
 
 def process_env(config_env: list[str], hostname: str, *, tty: bool = False) -> list[str]:
     """A container process's environment as dockerd builds it (CreateDaemonEnvironment): the
     default PATH, HOSTNAME (and TERM for a terminal), each replaced in place by the container's
     own variable of that name, then the container's others in their order."""
-    env = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}", *(["TERM=xterm"] if tty else [])]
-    index = {e.partition("=")[0]: i for i, e in enumerate(env)}
-    for e in config_env:
-        key = e.partition("=")[0]
-        if key in index:
-            env[index[key]] = e
-        else:
-            index[key] = len(env)
-            env.append(e)
-    return env
+    defaults = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}", *(["TERM=xterm"] if tty else [])]
+    env = {e.partition("=")[0]: e for e in defaults}
+    env.update((e.partition("=")[0], e) for e in config_env)   # a key keeps its first place
+    return list(env.values())
 
 
 def _prepare_mounted(runner: Any, doc: dict[str, Any], cdir: Path, rootfs: Path) -> dict[str, Any]:

@@ -80,6 +80,7 @@ class _Prefixed(io.RawIOBase):
     def __init__(self, head: bytes, raw: BinaryIO) -> None:
         self._head = memoryview(head)
         self._raw = raw
+        self._raw_readinto = own_readinto(raw)
 
     def readable(self) -> bool:
         return True
@@ -90,9 +91,8 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
-        readinto = own_readinto(self._raw)
-        if readinto is not None:
-            return readinto(b)     # None (no data yet, non-blocking) is BufferedReader's to handle
+        if self._raw_readinto is not None:
+            return self._raw_readinto(b)   # None (no data yet, non-blocking) is BufferedReader's to handle
         data = self._raw.read(len(b))
         b[: len(data)] = data
         return len(data)
